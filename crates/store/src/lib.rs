@@ -1,1 +1,26 @@
-//! Tenant storage.
+//! Tenant storage for tenantd: one SQLite file per tenant, opened only while it has work.
+//!
+//! - [`name`]: validated tenant ids and source names (the only way raw strings become names);
+//! - [`layout`]: where a tenant's file lives (`tenant_path`, the one path builder) and listing;
+//! - [`config`]: durability mode and the pool's bounds;
+//! - [`connection`]: opening/closing one connection with tenantd's SQLite settings;
+//! - [`pool`]: the scale-to-zero pool (open on demand, idle TTL, LRU cap, one writer per tenant,
+//!   background checkpoints);
+//! - [`events`]: the reserved `_tenantd_*` tables (webhook sources and events) inside each file;
+//! - [`stats`], [`sys`]: pool metrics; fd limit, SQLite heap limit, heap trimming.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod events;
+pub mod layout;
+pub mod name;
+pub mod pool;
+pub mod stats;
+pub mod sys;
+
+pub use config::{Durability, PoolConfig};
+pub use error::StoreError;
+pub use name::{NameError, SourceName, TenantId};
+pub use pool::{TenantPool, WriterGuard};

@@ -1,14 +1,66 @@
-//! The tenantd binary.
-use clap::Parser;
+//! tenantd: one SQLite file per tenant; an idle tenant costs no RAM and no file descriptor.
+//!
+//! - `serve`: the server (see `serve.rs`; configuration in `config.rs`);
+//! - `tenant`, `hook`: admin API clients (`cli_admin.rs`);
+//! - `capacity`: the capacity and cost model (the `capacity` crate).
 
+mod admin_token;
+mod cli_admin;
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// One SQLite file per tenant; idle tenants cost nothing.
 #[derive(Parser)]
+#[command(version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
 enum Cmd {
-    /// The capacity and cost model.
+    /// Run the server (defaults: 127.0.0.1:8080, data in ./data, durability fsync, idle TTL 10s).
+    Serve(config::ServeArgs),
+    /// Manage tenants on a running server (create, delete, list, show).
+    Tenant {
+        #[command(flatten)]
+        remote: cli_admin::Remote,
+        #[command(subcommand)]
+        cmd: cli_admin::TenantCmd,
+    },
+    /// Configure webhook verification on a running server.
+    Hook {
+        #[command(flatten)]
+        remote: cli_admin::Remote,
+        #[command(subcommand)]
+        cmd: cli_admin::HookCmd,
+    },
+    /// The capacity and cost model: tenants per machine, cost per tenant, the seed's claims.
     Capacity(capacity::cli::CapacityCmd),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cmd::parse() {
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
         Cmd::Capacity(c) => capacity::cli::run(c),
+        Cmd::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
+        Cmd::Tenant { remote, cmd } => {
+            runtime().and_then(|rt| rt.block_on(cli_admin::run_tenant(&remote, cmd)))
+        }
+        Cmd::Hook { remote, cmd } => {
+            runtime().and_then(|rt| rt.block_on(cli_admin::run_hook(&remote, cmd)))
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

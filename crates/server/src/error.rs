@@ -1,0 +1,139 @@
+//! The one error type of the HTTP API and its mapping to responses.
+//!
+//! Every failure a client can see is a variant here with a fixed `code` string and status; the
+//! body is always `{"error": {"code": "...", "message": "..."}}`. There is no catch-all arm: a
+//! new store error forces a status decision in `From<StoreError>`. 4xx are logged at debug, 5xx
+//! at error, once, here.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use store::{NameError, StoreError};
+
+/// Seconds a client is told to wait after a 429 or 503.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// A client-visible failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The tenant id in the path is not a valid id.
+    #[error("invalid tenant id: {0}")]
+    InvalidTenantId(NameError),
+    /// The webhook source name in the path is not valid.
+    #[error("invalid source name: {0}")]
+    InvalidSource(NameError),
+    /// A query parameter or JSON body field is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong bearer token.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// The webhook signature did not verify.
+    #[error("webhook signature rejected: {0}")]
+    InvalidSignature(String),
+    /// No such tenant.
+    #[error("tenant not found")]
+    TenantNotFound,
+    /// No such route.
+    #[error("no route for {0}")]
+    NoRoute(String),
+    /// The tenant already exists.
+    #[error("tenant already exists")]
+    TenantExists,
+    /// The tenant is in use by another operation.
+    #[error("{0}")]
+    TenantBusy(String),
+    /// The body is larger than the configured limit.
+    #[error("request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Too many writes queued for this tenant.
+    #[error("too many writes queued for this tenant; retry later")]
+    TenantOverloaded,
+    /// Too many requests in flight, or too many tenants in use.
+    #[error("{0}; retry later")]
+    Overloaded(&'static str),
+    /// The tenant's size quota is used up.
+    #[error("tenant size quota exceeded")]
+    QuotaExceeded,
+    /// The disk is full.
+    #[error("disk full")]
+    DiskFull,
+    /// The server is shutting down.
+    #[error("server is shutting down")]
+    ShuttingDown,
+    /// An unexpected internal failure (I/O or SQLite); details are logged, not returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The stable machine-readable code and the HTTP status.
+    pub fn code_and_status(&self) -> (&'static str, StatusCode) {
+        use ApiError::*;
+        match self {
+            InvalidTenantId(_) => ("invalid_tenant_id", StatusCode::BAD_REQUEST),
+            InvalidSource(_) => ("invalid_source", StatusCode::BAD_REQUEST),
+            BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
+            Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED),
+            InvalidSignature(_) => ("invalid_signature", StatusCode::UNAUTHORIZED),
+            TenantNotFound => ("tenant_not_found", StatusCode::NOT_FOUND),
+            NoRoute(_) => ("not_found", StatusCode::NOT_FOUND),
+            TenantExists => ("tenant_exists", StatusCode::CONFLICT),
+            TenantBusy(_) => ("tenant_busy", StatusCode::CONFLICT),
+            PayloadTooLarge(_) => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            TenantOverloaded => ("tenant_overloaded", StatusCode::TOO_MANY_REQUESTS),
+            Overloaded(_) => ("overloaded", StatusCode::SERVICE_UNAVAILABLE),
+            QuotaExceeded => ("quota_exceeded", StatusCode::INSUFFICIENT_STORAGE),
+            DiskFull => ("disk_full", StatusCode::INSUFFICIENT_STORAGE),
+            ShuttingDown => ("shutting_down", StatusCode::SERVICE_UNAVAILABLE),
+            Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::TenantNotFound,
+            StoreError::AlreadyExists => ApiError::TenantExists,
+            StoreError::Busy(why) => ApiError::TenantBusy(why.to_owned()),
+            StoreError::QueueFull => ApiError::TenantOverloaded,
+            StoreError::PoolExhausted => ApiError::Overloaded("too many tenants in use"),
+            StoreError::QuotaExceeded => ApiError::QuotaExceeded,
+            StoreError::DiskFull => ApiError::DiskFull,
+            StoreError::ShuttingDown => ApiError::ShuttingDown,
+            StoreError::Sqlite(e) => ApiError::Internal(format!("sqlite: {e}")),
+            StoreError::Io(e) => ApiError::Internal(format!("io: {e}")),
+        }
+    }
+}
+
+/// Marks a response as a rejection, so the metrics layer can count it by reason.
+#[derive(Debug, Clone, Copy)]
+pub struct RejectReason(pub &'static str);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, status) = self.code_and_status();
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(code, detail = %detail, "request failed");
+                "internal error".to_owned()
+            }
+            other => {
+                tracing::debug!(code, message = %other, "request rejected");
+                other.to_string()
+            }
+        };
+        let body = serde_json::json!({"error": {"code": code, "message": message}});
+        let mut resp = (status, axum::Json(body)).into_response();
+        if matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        resp.extensions_mut().insert(RejectReason(code));
+        resp
+    }
+}

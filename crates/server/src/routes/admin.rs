@@ -1,0 +1,158 @@
+//! The admin API: create, delete, list and show tenants; configure webhook sources.
+//! Every route needs the admin bearer token.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use store::events::{self, HookConfig};
+use store::layout::{self, ListKey};
+
+use crate::error::ApiError;
+use crate::extract::{Admin, Source, Tenant};
+use crate::signature::Scheme;
+use crate::state::AppState;
+
+/// Largest page of the tenant listing.
+pub const MAX_LIST_PAGE: usize = 1000;
+
+/// `PUT /admin/tenants/{id}`: 201 when created, 409 if it exists.
+pub async fn create(
+    State(st): State<AppState>,
+    _: Admin,
+    Tenant(id): Tenant,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    st.pool.create(&id, events::init_schema).await?;
+    tracing::info!(tenant = %id, "tenant created");
+    Ok((StatusCode::CREATED, Json(json!({"id": id.as_str()}))))
+}
+
+/// `DELETE /admin/tenants/{id}`: 204; 409 while the tenant is in use.
+pub async fn delete(
+    State(st): State<AppState>,
+    _: Admin,
+    Tenant(id): Tenant,
+) -> Result<StatusCode, ApiError> {
+    st.pool.delete(&id).await?;
+    tracing::info!(tenant = %id, "tenant deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of the listing.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Page size, 1..=1000 (default 100).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// `GET /admin/tenants?limit=N&cursor=C`: `{"tenants": [{"id", "open"}], "next_cursor"}`.
+/// Reads the tenant directories page by page; never loads the whole set.
+pub async fn list(
+    State(st): State<AppState>,
+    _: Admin,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_LIST_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1..={MAX_LIST_PAGE}"
+        )));
+    }
+    let after = match q.cursor.as_deref() {
+        Some(c) => {
+            Some(ListKey::decode(c).ok_or_else(|| ApiError::BadRequest("bad cursor".into()))?)
+        }
+        None => None,
+    };
+    let dir = st.pool.config().data_dir.clone();
+    let (ids, next) =
+        tokio::task::spawn_blocking(move || layout::list_tenants(&dir, after.as_ref(), limit))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::Internal(format!("listing tenants: {e}")))?;
+    let tenants: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id.as_str(), "open": st.pool.is_open(id)}))
+        .collect();
+    Ok(Json(
+        json!({"tenants": tenants, "next_cursor": next.map(|k| k.encode())}),
+    ))
+}
+
+/// `GET /admin/tenants/{id}`: size on disk, event count, last write, open or not, sources.
+pub async fn show(
+    State(st): State<AppState>,
+    _: Admin,
+    Tenant(id): Tenant,
+) -> Result<Json<Value>, ApiError> {
+    let (count, last, hooks) = st
+        .pool
+        .read(&id, |conn| {
+            let (count, last) = events::event_stats(conn)?;
+            Ok((count, last, events::list_hooks(conn)?))
+        })
+        .await?;
+    let path = st.pool.path_of(&id);
+    let mut size = 0;
+    for p in std::iter::once(path.clone()).chain(layout::companion_paths(&path)) {
+        size += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    }
+    let hooks: Vec<Value> = hooks
+        .into_iter()
+        .map(|(source, scheme)| json!({"source": source, "scheme": scheme}))
+        .collect();
+    Ok(Json(json!({
+        "id": id.as_str(),
+        "open": st.pool.is_open(&id),
+        "size_bytes": size,
+        "events": count,
+        "last_event_at_ms": last,
+        "hooks": hooks,
+    })))
+}
+
+/// Body of a hook configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookBody {
+    /// `standard-webhooks`, `github`, `stripe`, `shopify` or `none`.
+    pub scheme: String,
+    /// The shared secret (absent for `none`). Never returned by the API.
+    pub secret: Option<String>,
+}
+
+/// `PUT /admin/tenants/{id}/hooks/{source}`: sets the source's verification scheme and secret.
+pub async fn set_hook(
+    State(st): State<AppState>,
+    _: Admin,
+    Tenant(id): Tenant,
+    Source(source): Source,
+    body: Result<Json<HookBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let scheme = Scheme::parse(&body.scheme).map_err(ApiError::BadRequest)?;
+    scheme
+        .check_secret(body.secret.as_deref())
+        .map_err(ApiError::BadRequest)?;
+    let cfg = HookConfig {
+        scheme: scheme.as_str().to_owned(),
+        secret: body.secret,
+    };
+    let src = source.clone();
+    st.pool
+        .write(&id, move |conn| {
+            Ok(events::set_hook(conn, src.as_str(), &cfg)?)
+        })
+        .await?;
+    tracing::info!(tenant = %id, source = %source, scheme = scheme.as_str(), "hook configured");
+    Ok(Json(json!({
+        "source": source.as_str(),
+        "scheme": scheme.as_str(),
+        "secret_set": scheme != Scheme::None,
+    })))
+}

@@ -1,0 +1,6 @@
+//! HTTP handlers, one file per resource.
+
+pub mod admin;
+pub mod events;
+pub mod hooks;
+pub mod ops;

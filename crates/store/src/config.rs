@@ -1,0 +1,107 @@
+//! Pool configuration: durability mode and the knobs that bound RAM and file descriptors.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What a 2xx promises about a committed write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// WAL + `synchronous=FULL`: every commit is fsynced; a 2xx survives power loss.
+    Fsync,
+    /// WAL + `synchronous=NORMAL`: a 2xx survives a process crash; the last commits may roll back
+    /// on power loss or an OS crash, and the file is never corrupted.
+    Crash,
+}
+
+impl Durability {
+    /// The `PRAGMA synchronous` value for this mode.
+    pub fn synchronous_pragma(self) -> &'static str {
+        match self {
+            Durability::Fsync => "FULL",
+            Durability::Crash => "NORMAL",
+        }
+    }
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fsync" => Ok(Durability::Fsync),
+            "crash" => Ok(Durability::Crash),
+            other => Err(format!(
+                "unknown durability {other:?} (expected \"fsync\" or \"crash\")"
+            )),
+        }
+    }
+}
+
+/// Default idle time after which a tenant's file is checkpointed and closed.
+pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(10);
+/// Default cap on tenants open at once.
+pub const DEFAULT_MAX_OPEN: usize = 1024;
+/// Default per-connection page cache, KiB (SQLite's own default is 2,000 KiB).
+pub const DEFAULT_CACHE_KIB: u32 = 256;
+/// Default per-tenant size quota, bytes.
+pub const DEFAULT_QUOTA_BYTES: u64 = 1 << 30;
+/// Default WAL size, in pages, past which a background checkpoint is scheduled.
+pub const DEFAULT_WAL_CHECKPOINT_PAGES: u32 = 1000;
+/// Default cap on writes queued behind one tenant's writer.
+pub const DEFAULT_MAX_QUEUED_WRITES: usize = 64;
+/// Default global SQLite soft heap limit, bytes.
+pub const DEFAULT_SQLITE_HEAP_LIMIT: u64 = 256 << 20;
+/// Default number of idle read connections kept per open tenant.
+pub const DEFAULT_READERS_PER_TENANT: usize = 2;
+
+/// Everything the tenant pool needs to know. `PoolConfig::new(dir)` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// The data directory (tenant files live under `<data>/tenants`).
+    pub data_dir: PathBuf,
+    /// Durability of a committed write.
+    pub durability: Durability,
+    /// Close a tenant after this long without requests; zero closes after every request.
+    pub idle_ttl: Duration,
+    /// Most tenants open at once; the least recently used idle one is evicted past it.
+    pub max_open: usize,
+    /// Page cache per connection, KiB.
+    pub cache_kib: u32,
+    /// Per-tenant database size quota, bytes (enforced with `max_page_count`).
+    pub quota_bytes: u64,
+    /// WAL pages past which the tenant is checkpointed in the background.
+    pub wal_checkpoint_pages: u32,
+    /// Writes allowed to wait for one tenant's writer before new ones are refused.
+    pub max_queued_writes: usize,
+    /// Process-wide SQLite soft heap limit, bytes (0 = none).
+    pub sqlite_heap_limit: u64,
+    /// Idle read-only connections kept per open tenant.
+    pub readers_per_tenant: usize,
+    /// How long a statement waits for a lock held by another connection.
+    pub busy_timeout: Duration,
+}
+
+impl PoolConfig {
+    /// The defaults, with data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        PoolConfig {
+            data_dir: data_dir.into(),
+            durability: Durability::Fsync,
+            idle_ttl: DEFAULT_IDLE_TTL,
+            max_open: DEFAULT_MAX_OPEN,
+            cache_kib: DEFAULT_CACHE_KIB,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
+            wal_checkpoint_pages: DEFAULT_WAL_CHECKPOINT_PAGES,
+            max_queued_writes: DEFAULT_MAX_QUEUED_WRITES,
+            sqlite_heap_limit: DEFAULT_SQLITE_HEAP_LIMIT,
+            readers_per_tenant: DEFAULT_READERS_PER_TENANT,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// File descriptors one open tenant may hold: the writer's db + wal, the shared shm, and
+    /// db + wal per kept reader.
+    pub fn fds_per_tenant(&self) -> usize {
+        3 + 2 * self.readers_per_tenant
+    }
+}

@@ -1,0 +1,734 @@
+//! The tenant pool: scale to zero.
+//!
+//! A tenant's file is opened when a request needs it and closed when the tenant has been idle
+//! for `idle_ttl`, so an idle tenant costs no RAM and no file descriptor. At most `max_open`
+//! tenants are open; past that the least recently used idle tenant is evicted. Each open tenant
+//! has one writer connection (behind an async mutex: one write at a time, waiting costs no thread)
+//! and a few reader connections (WAL: readers never wait for the writer).
+//!
+//! No checkpoint runs on the request path. The pool's maintenance pass (a background task, or
+//! `maintain_at` in tests) closes idle tenants *cleanly* (checkpoint, delete `-wal`/`-shm`),
+//! checkpoints tenants whose WAL passed `wal_checkpoint_pages`, and tidies tenants that LRU
+//! pressure closed *fast* (no checkpoint) once there is room again.
+//!
+//! Invariant: a slot's `users` count only rises while the map lock is held, so a slot removed
+//! from the map under that lock with `users == 0` has no user and nobody holds its connections.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::Connection;
+use tokio::sync::{Notify, OwnedMutexGuard};
+use tokio::time::Instant;
+
+use crate::config::PoolConfig;
+use crate::connection::{self, Access};
+use crate::error::StoreError;
+use crate::layout::{companion_paths, tenant_path};
+use crate::name::TenantId;
+use crate::stats::PoolStats;
+use crate::sys;
+
+/// Tenants tidied (checkpointed and closed after a fast eviction) per maintenance pass at most.
+const TIDY_PER_PASS: usize = 64;
+
+/// A handle to the pool; cheap to clone.
+#[derive(Clone)]
+pub struct TenantPool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: PoolConfig,
+    epoch: Instant,
+    map: Mutex<HashMap<TenantId, Entry>>,
+    tidy: Mutex<TidyQueue>,
+    stats: PoolStats,
+    shutting_down: AtomicBool,
+    stop: Notify,
+}
+
+enum Entry {
+    Open(Arc<Slot>),
+    /// Being deleted: requests see "not found", creates see "busy".
+    Deleting,
+}
+
+#[derive(Default)]
+struct TidyQueue {
+    order: VecDeque<TenantId>,
+    queued: HashSet<TenantId>,
+}
+
+struct Slot {
+    id: TenantId,
+    path: PathBuf,
+    writer: Arc<tokio::sync::Mutex<Option<Connection>>>,
+    readers: Mutex<Vec<Connection>>,
+    users: AtomicUsize,
+    queued_writes: AtomicUsize,
+    last_used_ms: AtomicU64,
+    wal_pages: Arc<AtomicI32>,
+    checkpointing: AtomicBool,
+}
+
+/// How a closed tenant's connections are closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseMode {
+    /// Checkpoint and delete `-wal`/`-shm`: the tenant is then just its `.db` file.
+    Clean,
+    /// Just close; the tenant is queued for a later tidy.
+    Fast,
+}
+
+impl TenantPool {
+    /// Creates the pool over `cfg.data_dir` (creating the tenants directory), raises the
+    /// file-descriptor limit and sets SQLite's heap limit. Fails if the directory cannot be made.
+    /// If the fd limit cannot fit `max_open` tenants, `max_open` is lowered and a warning logged.
+    pub fn open(mut cfg: PoolConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(cfg.data_dir.join(crate::layout::TENANTS_DIR))?;
+        let fd_limit = sys::raise_fd_limit()?;
+        let reserve = 256; // listener, clients, logs, the maintenance pass's spare opens
+        let fit = (fd_limit.saturating_sub(reserve) as usize) / cfg.fds_per_tenant();
+        if cfg.max_open > fit {
+            tracing::warn!(
+                max_open = cfg.max_open,
+                fd_limit,
+                lowered_to = fit,
+                "max_open tenants x fds per tenant exceeds RLIMIT_NOFILE; lowering max_open"
+            );
+            cfg.max_open = fit.max(1);
+        }
+        sys::set_sqlite_heap_limit(cfg.sqlite_heap_limit);
+        Ok(TenantPool {
+            inner: Arc::new(Inner {
+                cfg,
+                epoch: Instant::now(),
+                map: Mutex::new(HashMap::new()),
+                tidy: Mutex::new(TidyQueue::default()),
+                stats: PoolStats::default(),
+                shutting_down: AtomicBool::new(false),
+                stop: Notify::new(),
+            }),
+        })
+    }
+
+    /// The configuration in force (after any adjustment made by `open`).
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.cfg
+    }
+
+    /// Counters and gauges for `/metrics`.
+    pub fn stats(&self) -> &PoolStats {
+        &self.inner.stats
+    }
+
+    /// The path of a tenant's file (whether or not it exists).
+    pub fn path_of(&self, id: &TenantId) -> PathBuf {
+        tenant_path(&self.inner.cfg.data_dir, id)
+    }
+
+    /// Whether `id` is open in the pool right now.
+    pub fn is_open(&self, id: &TenantId) -> bool {
+        matches!(self.inner.map.lock().get(id), Some(Entry::Open(_)))
+    }
+
+    /// Writes waiting for the tenant's writer right now (0 if it is not open).
+    pub fn queued_writes(&self, id: &TenantId) -> usize {
+        match self.inner.map.lock().get(id) {
+            Some(Entry::Open(slot)) => slot.queued_writes.load(Ordering::Acquire),
+            _ => 0,
+        }
+    }
+
+    /// Runs `f` on the tenant's writer, one write at a time per tenant. Errors: `NotFound` (no
+    /// file; none is created), `QueueFull`, `PoolExhausted`, `QuotaExceeded`, `DiskFull`, or what
+    /// `f` returns.
+    pub async fn write<R, F>(&self, id: &TenantId, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let guard = self.writer(id).await?;
+        let (_guard, result) = guard
+            .run(move |conn| f(conn).map_err(|e| classify_full(conn, e)))
+            .await?;
+        result
+    }
+
+    /// Takes the tenant's writer and keeps it until the guard is dropped (a transaction that
+    /// spans requests holds one). Errors as for [`TenantPool::write`].
+    pub async fn writer(&self, id: &TenantId) -> Result<WriterGuard, StoreError> {
+        let lease = self.lease(id)?;
+        let slot = &lease.slot;
+        if slot.queued_writes.fetch_add(1, Ordering::AcqRel) >= self.inner.cfg.max_queued_writes {
+            slot.queued_writes.fetch_sub(1, Ordering::AcqRel);
+            self.inner
+                .stats
+                .rejected_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(StoreError::QueueFull);
+        }
+        let conn = slot.writer.clone().lock_owned().await;
+        slot.queued_writes.fetch_sub(1, Ordering::AcqRel);
+        Ok(WriterGuard {
+            lease: Some(lease),
+            conn: Some(conn),
+        })
+    }
+
+    /// Runs `f` on a reader connection of the tenant (concurrent with other readers and with the
+    /// writer; writes are refused by SQLite). Errors: `NotFound`, `PoolExhausted`, or `f`'s.
+    pub async fn read<R, F>(&self, id: &TenantId, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let lease = self.lease(id)?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let slot = &lease.slot;
+            let pooled = slot.readers.lock().pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => {
+                    let c = connection::open_existing(&slot.path, Access::Read, &inner.cfg, None);
+                    let c = c.inspect_err(|_| inner.forget_if_unopened(slot))?;
+                    inner
+                        .stats
+                        .connections_opened
+                        .fetch_add(1, Ordering::Relaxed);
+                    c
+                }
+            };
+            let result = f(&conn);
+            let mut readers = slot.readers.lock();
+            if readers.len() < inner.cfg.readers_per_tenant {
+                readers.push(conn);
+            } else {
+                drop(readers);
+                connection::close_fast(conn);
+            }
+            result
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    /// Creates tenant `id`: a new file initialised by `init` in one transaction, made visible
+    /// atomically. Errors: `AlreadyExists`, `Busy` (being deleted), I/O and SQLite errors.
+    pub async fn create<F>(&self, id: &TenantId, init: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    {
+        if matches!(self.inner.map.lock().get(id), Some(Entry::Deleting)) {
+            return Err(StoreError::Busy("tenant is being deleted"));
+        }
+        let path = self.path_of(id);
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || create_file(&path, &id, init))
+            .await
+            .map_err(join_error)?
+    }
+
+    /// Deletes tenant `id`: closes it and removes its file with `-wal`/`-shm`. Errors:
+    /// `NotFound`, `Busy` when a request or stream is using it right now.
+    pub async fn delete(&self, id: &TenantId) -> Result<(), StoreError> {
+        let slot = {
+            let mut map = self.inner.map.lock();
+            let slot = match map.get(id) {
+                Some(Entry::Deleting) => return Err(StoreError::Busy("tenant is being deleted")),
+                Some(Entry::Open(slot)) if slot.users.load(Ordering::Acquire) > 0 => {
+                    return Err(StoreError::Busy("tenant is in use"))
+                }
+                Some(Entry::Open(slot)) => Some(slot.clone()),
+                None => None,
+            };
+            if slot.is_some() {
+                self.inner
+                    .stats
+                    .open_tenants
+                    .fetch_sub(1, Ordering::Relaxed);
+            }
+            map.insert(id.clone(), Entry::Deleting);
+            slot
+        };
+        let path = self.path_of(id);
+        let result = tokio::task::spawn_blocking(move || {
+            if let Some(slot) = slot {
+                close_slot(&slot, CloseMode::Fast);
+            }
+            let existed = match std::fs::remove_file(&path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => return Err(StoreError::Io(e)),
+            };
+            for companion in companion_paths(&path) {
+                match std::fs::remove_file(companion) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::Io(e)),
+                }
+            }
+            if existed {
+                Ok(())
+            } else {
+                Err(StoreError::NotFound)
+            }
+        })
+        .await
+        .map_err(join_error);
+        self.inner.map.lock().remove(id);
+        result?
+    }
+
+    /// One maintenance pass as of `now`: close idle tenants cleanly, schedule WAL checkpoints,
+    /// tidy fast-closed tenants while there is room. The background task calls this; tests call
+    /// it with a `now` in the future instead of sleeping.
+    pub async fn maintain_at(&self, now: Instant) {
+        let idle = self.inner.take_idle(now);
+        let closed = idle.len();
+        if closed > 0 {
+            self.inner
+                .stats
+                .idle_closes
+                .fetch_add(closed as u64, Ordering::Relaxed);
+            run_blocking(move || {
+                for slot in idle {
+                    close_slot(&slot, CloseMode::Clean);
+                }
+            })
+            .await;
+        }
+        self.checkpoint_big_wals().await;
+        let tidied = self.tidy_some().await;
+        if closed + tidied > 0 {
+            run_blocking(sys::trim_heap).await;
+        }
+    }
+
+    /// Starts the background maintenance task; it stops when [`TenantPool::shutdown`] runs.
+    pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
+        let pool = self.clone();
+        let tick =
+            (pool.inner.cfg.idle_ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => pool.maintain_at(Instant::now()).await,
+                    _ = pool.inner.stop.notified() => return,
+                }
+            }
+        })
+    }
+
+    /// Stops maintenance, refuses new work, and closes every tenant cleanly, waiting up to
+    /// `grace` for users (open streams) to finish. Tenants still in use after that stay as they
+    /// are on disk (committed data is safe in the WAL).
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        self.inner.stop.notify_waiters();
+        let deadline = Instant::now() + grace;
+        loop {
+            let idle = self
+                .inner
+                .take_idle(Instant::now() + Duration::from_secs(365 * 86_400));
+            run_blocking(move || {
+                for slot in idle {
+                    close_slot(&slot, CloseMode::Clean);
+                }
+            })
+            .await;
+            let left = self.inner.stats.open_tenants.load(Ordering::Relaxed)
+                + self.inner.stats.closing_tenants.load(Ordering::Acquire);
+            if left == 0 {
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(left, "shutdown: tenants still in use were not closed");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn lease(&self, id: &TenantId) -> Result<Lease, StoreError> {
+        let inner = &self.inner;
+        if inner.shutting_down.load(Ordering::Acquire) {
+            return Err(StoreError::ShuttingDown);
+        }
+        if let Some(lease) = self.lease_open(id)? {
+            return Ok(lease);
+        }
+        // Cold: check the file outside the lock, so an unknown tenant costs one stat and no file.
+        let path = self.path_of(id);
+        if !path.exists() {
+            return Err(StoreError::NotFound);
+        }
+        let mut map = inner.map.lock();
+        match map.get(id) {
+            Some(Entry::Open(slot)) => return Ok(inner.lease_slot(slot.clone())),
+            Some(Entry::Deleting) => return Err(StoreError::NotFound),
+            None => {}
+        }
+        if inner.stats.open_tenants.load(Ordering::Relaxed) >= inner.cfg.max_open {
+            let victim = evict_lru(&mut map).ok_or_else(|| {
+                inner
+                    .stats
+                    .rejected_pool_exhausted
+                    .fetch_add(1, Ordering::Relaxed);
+                StoreError::PoolExhausted
+            })?;
+            inner.stats.open_tenants.fetch_sub(1, Ordering::Relaxed);
+            inner.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            inner.queue_tidy(victim.id.clone());
+            inner.close_detached(victim, CloseMode::Fast);
+        }
+        let slot = Arc::new(Slot {
+            id: id.clone(),
+            path,
+            writer: Arc::new(tokio::sync::Mutex::new(None)),
+            readers: Mutex::new(Vec::new()),
+            users: AtomicUsize::new(0),
+            queued_writes: AtomicUsize::new(0),
+            last_used_ms: AtomicU64::new(inner.now_ms(Instant::now())),
+            wal_pages: Arc::new(AtomicI32::new(0)),
+            checkpointing: AtomicBool::new(false),
+        });
+        map.insert(id.clone(), Entry::Open(slot.clone()));
+        inner.stats.open_tenants.fetch_add(1, Ordering::Relaxed);
+        inner.stats.tenants_opened.fetch_add(1, Ordering::Relaxed);
+        Ok(inner.lease_slot(slot))
+    }
+
+    fn lease_open(&self, id: &TenantId) -> Result<Option<Lease>, StoreError> {
+        match self.inner.map.lock().get(id) {
+            Some(Entry::Open(slot)) => Ok(Some(self.inner.lease_slot(slot.clone()))),
+            Some(Entry::Deleting) => Err(StoreError::NotFound),
+            None => Ok(None),
+        }
+    }
+
+    async fn checkpoint_big_wals(&self) {
+        let bound = i32::try_from(self.inner.cfg.wal_checkpoint_pages).unwrap_or(i32::MAX);
+        let big: Vec<TenantId> = self
+            .inner
+            .map
+            .lock()
+            .values()
+            .filter_map(|e| match e {
+                Entry::Open(s) if s.wal_pages.load(Ordering::Relaxed) >= bound => Some(s),
+                _ => None,
+            })
+            .filter(|s| !s.checkpointing.swap(true, Ordering::AcqRel))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in big {
+            let pool = self.clone();
+            tokio::spawn(async move {
+                let Ok(guard) = pool.writer(&id).await else {
+                    return;
+                };
+                let slot = guard.slot().clone();
+                let done = guard.run(connection::checkpoint).await;
+                match done {
+                    Ok((_, Ok(()))) => {
+                        slot.wal_pages.store(0, Ordering::Relaxed);
+                        pool.inner.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok((_, Err(e))) | Err(e) => {
+                        tracing::warn!(tenant = %id, error = %e, "WAL checkpoint failed")
+                    }
+                }
+                slot.checkpointing.store(false, Ordering::Release);
+            });
+        }
+    }
+
+    async fn tidy_some(&self) -> usize {
+        let mut done = 0;
+        while done < TIDY_PER_PASS
+            && self.inner.stats.open_tenants.load(Ordering::Relaxed) < self.inner.cfg.max_open / 2
+        {
+            let Some(id) = self.inner.pop_tidy() else {
+                break;
+            };
+            if self.is_open(&id) {
+                continue; // its idle close will be clean
+            }
+            let Ok(guard) = self.writer(&id).await else {
+                continue;
+            };
+            let slot = guard.slot().clone();
+            if let Ok((guard, Err(e))) = guard.run(connection::checkpoint).await {
+                tracing::warn!(tenant = %id, error = %e, "tidy checkpoint failed");
+                drop(guard);
+            }
+            if let Some(slot) = self.inner.take_if_unused(&slot) {
+                run_blocking(move || close_slot(&slot, CloseMode::Clean)).await;
+                self.inner.stats.tidies.fetch_add(1, Ordering::Relaxed);
+            }
+            done += 1;
+        }
+        done
+    }
+}
+
+impl Inner {
+    fn now_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    fn lease_slot(self: &Arc<Self>, slot: Arc<Slot>) -> Lease {
+        slot.users.fetch_add(1, Ordering::AcqRel);
+        Lease {
+            inner: self.clone(),
+            slot,
+        }
+    }
+
+    /// Removes and returns every open slot with no user, idle since `now - idle_ttl`.
+    fn take_idle(&self, now: Instant) -> Vec<Arc<Slot>> {
+        let cutoff = self
+            .now_ms(now)
+            .saturating_sub(self.cfg.idle_ttl.as_millis() as u64);
+        let mut map = self.map.lock();
+        let mut idle = Vec::new();
+        map.retain(|_, e| match e {
+            Entry::Open(s)
+                if s.users.load(Ordering::Acquire) == 0
+                    && s.last_used_ms.load(Ordering::Relaxed) <= cutoff =>
+            {
+                idle.push(s.clone());
+                false
+            }
+            _ => true,
+        });
+        self.stats
+            .open_tenants
+            .fetch_sub(idle.len(), Ordering::Relaxed);
+        idle
+    }
+
+    /// Removes `slot` from the map if it is still there and unused.
+    fn take_if_unused(&self, slot: &Arc<Slot>) -> Option<Arc<Slot>> {
+        let mut map = self.map.lock();
+        match map.get(&slot.id) {
+            Some(Entry::Open(s))
+                if Arc::ptr_eq(s, slot) && s.users.load(Ordering::Acquire) == 0 =>
+            {
+                map.remove(&slot.id);
+                self.stats.open_tenants.fetch_sub(1, Ordering::Relaxed);
+                Some(slot.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// After a failed first open (the file vanished): drop the slot so it is not reused.
+    fn forget_if_unopened(&self, slot: &Arc<Slot>) {
+        let mut map = self.map.lock();
+        if let Some(Entry::Open(s)) = map.get(&slot.id) {
+            if Arc::ptr_eq(s, slot) {
+                map.remove(&slot.id);
+                self.stats.open_tenants.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Closes a slot already removed from the map on a blocking thread, counted in
+    /// `closing_tenants` until done (shutdown waits for it).
+    fn close_detached(self: &Arc<Self>, slot: Arc<Slot>, mode: CloseMode) {
+        self.stats.closing_tenants.fetch_add(1, Ordering::AcqRel);
+        let inner = self.clone();
+        let done = move || {
+            close_slot(&slot, mode);
+            inner.stats.closing_tenants.fetch_sub(1, Ordering::AcqRel);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(done)),
+            Err(_) => done(),
+        }
+    }
+
+    fn queue_tidy(&self, id: TenantId) {
+        let mut q = self.tidy.lock();
+        if q.queued.insert(id.clone()) {
+            q.order.push_back(id);
+        }
+    }
+
+    fn pop_tidy(&self) -> Option<TenantId> {
+        let mut q = self.tidy.lock();
+        let id = q.order.pop_front()?;
+        q.queued.remove(&id);
+        Some(id)
+    }
+}
+
+/// Picks and removes the least recently used unused slot.
+fn evict_lru(map: &mut HashMap<TenantId, Entry>) -> Option<Arc<Slot>> {
+    let victim = map
+        .values()
+        .filter_map(|e| match e {
+            Entry::Open(s) if s.users.load(Ordering::Acquire) == 0 => Some(s),
+            _ => None,
+        })
+        .min_by_key(|s| s.last_used_ms.load(Ordering::Relaxed))?
+        .clone();
+    map.remove(&victim.id);
+    Some(victim)
+}
+
+/// Closes every connection of a slot that has been removed from the map with no users.
+fn close_slot(slot: &Slot, mode: CloseMode) {
+    let close = match mode {
+        CloseMode::Clean => connection::close_clean,
+        CloseMode::Fast => connection::close_fast,
+    };
+    for reader in slot.readers.lock().drain(..) {
+        close(reader);
+    }
+    match slot.writer.try_lock() {
+        Ok(mut writer) => {
+            if let Some(conn) = writer.take() {
+                close(conn);
+            }
+        }
+        Err(_) => tracing::error!(tenant = %slot.id, "closing a tenant whose writer is held"),
+    }
+}
+
+fn create_file<F>(path: &std::path::Path, id: &TenantId, init: F) -> Result<(), StoreError>
+where
+    F: FnOnce(&Connection) -> rusqlite::Result<()>,
+{
+    let dir = path.parent().expect("tenant paths have a parent");
+    std::fs::create_dir_all(dir)?;
+    if path.exists() {
+        return Err(StoreError::AlreadyExists);
+    }
+    let tmp = dir.join(format!(".{id}.{}.creating", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let made = connection::create_new(&tmp, init).and_then(|()| {
+        // A hard link fails if the name exists: creation is atomic and never overwrites.
+        std::fs::hard_link(&tmp, path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => StoreError::AlreadyExists,
+            _ => StoreError::Io(e),
+        })
+    });
+    let _ = std::fs::remove_file(&tmp);
+    made?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn join_error(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Io(std::io::Error::other(format!("blocking task failed: {e}")))
+}
+
+async fn run_blocking(f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = tokio::task::spawn_blocking(f).await {
+        tracing::error!(error = %e, "pool maintenance task failed");
+    }
+}
+
+/// One user of a slot: keeps it open. Dropping it marks the tenant used now.
+struct Lease {
+    inner: Arc<Inner>,
+    slot: Arc<Slot>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let now = self.inner.now_ms(Instant::now());
+        self.slot.last_used_ms.store(now, Ordering::Relaxed);
+        let before = self.slot.users.fetch_sub(1, Ordering::AcqRel);
+        if before == 1 && self.inner.cfg.idle_ttl.is_zero() {
+            // The seed's literal mode: close as soon as the last user is done.
+            if let Some(slot) = self.inner.take_if_unused(&self.slot) {
+                self.inner.stats.idle_closes.fetch_add(1, Ordering::Relaxed);
+                self.inner.close_detached(slot, CloseMode::Clean);
+            }
+        }
+    }
+}
+
+/// Exclusive use of one tenant's writer connection; the tenant stays open while it lives.
+pub struct WriterGuard {
+    lease: Option<Lease>,
+    conn: Option<OwnedMutexGuard<Option<Connection>>>,
+}
+
+impl WriterGuard {
+    /// The tenant this guard writes to.
+    pub fn tenant(&self) -> &TenantId {
+        &self.slot().id
+    }
+
+    fn slot(&self) -> &Arc<Slot> {
+        &self.lease.as_ref().expect("lease lives until drop").slot
+    }
+
+    /// Runs `f` on the writer connection on a blocking thread (opening the connection first if
+    /// this is the tenant's first write since it was opened) and gives the guard back. Errors:
+    /// `NotFound` if the file vanished, SQLite errors from opening.
+    pub async fn run<R, F>(mut self, f: F) -> Result<(Self, R), StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> R + Send + 'static,
+    {
+        let lease = self.lease.take().expect("lease lives until drop");
+        let mut conn = self.conn.take().expect("connection guard lives until drop");
+        let (lease, conn, result) = tokio::task::spawn_blocking(move || {
+            let opened = match conn.as_ref() {
+                Some(_) => Ok(()),
+                None => {
+                    let inner = &lease.inner;
+                    let pages = Some(lease.slot.wal_pages.clone());
+                    connection::open_existing(&lease.slot.path, Access::Write, &inner.cfg, pages)
+                        .map(|c| {
+                            inner
+                                .stats
+                                .connections_opened
+                                .fetch_add(1, Ordering::Relaxed);
+                            *conn = Some(c);
+                        })
+                        .inspect_err(|_| inner.forget_if_unopened(&lease.slot))
+                }
+            };
+            let result = opened.map(|()| f(conn.as_ref().expect("opened above")));
+            (lease, conn, result)
+        })
+        .await
+        .map_err(join_error)?;
+        let result = result?;
+        Ok((
+            WriterGuard {
+                lease: Some(lease),
+                conn: Some(conn),
+            },
+            result,
+        ))
+    }
+}
+
+/// Maps `SQLITE_FULL` to a quota or disk-full error, by comparing the file's size with its
+/// quota. Call it on the connection that hit the error.
+pub fn classify_full(conn: &Connection, err: StoreError) -> StoreError {
+    if !matches!(err, StoreError::DiskFull) {
+        return err;
+    }
+    let pages = conn.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0));
+    let max = conn.query_row("PRAGMA max_page_count", [], |r| r.get::<_, i64>(0));
+    match (pages, max) {
+        (Ok(p), Ok(m)) if p + 8 >= m => StoreError::QuotaExceeded,
+        _ => StoreError::DiskFull,
+    }
+}

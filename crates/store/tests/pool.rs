@@ -1,0 +1,239 @@
+//! The tenant pool against real files: scale to zero, caps, one writer, quotas, delete.
+
+use std::time::Duration;
+
+use store::events::{self, NewEvent};
+use store::{PoolConfig, StoreError, TenantId, TenantPool};
+use tokio::time::Instant;
+
+fn t(s: &str) -> TenantId {
+    TenantId::parse(s).unwrap()
+}
+
+fn pool_with(dir: &tempfile::TempDir, tweak: impl FnOnce(&mut PoolConfig)) -> TenantPool {
+    let mut cfg = PoolConfig::new(dir.path());
+    tweak(&mut cfg);
+    TenantPool::open(cfg).unwrap()
+}
+
+async fn insert(pool: &TenantPool, id: &TenantId, body: &'static [u8]) -> Result<i64, StoreError> {
+    pool.write(id, move |conn| {
+        let ev = NewEvent {
+            source: "s",
+            delivery_id: None,
+            content_type: None,
+            received_at_ms: 0,
+            body,
+        };
+        Ok(events::insert_event(conn, &ev)?.id)
+    })
+    .await
+}
+
+async fn count(pool: &TenantPool, id: &TenantId) -> i64 {
+    pool.read(id, |conn| Ok(events::event_stats(conn)?.0))
+        .await
+        .unwrap()
+}
+
+fn files_of(pool: &TenantPool, id: &TenantId) -> Vec<String> {
+    let db = pool.path_of(id);
+    let dir = db.parent().unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(id.as_str()))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn unknown_tenant_is_not_found_and_creates_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |_| {});
+    let ghost = t("ghost");
+    assert!(matches!(
+        insert(&pool, &ghost, b"x").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        pool.read(&ghost, |_| Ok(())).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(!pool.path_of(&ghost).exists());
+    assert!(!pool.path_of(&ghost).parent().unwrap().exists());
+    assert_eq!(pool.stats().open(), 0);
+}
+
+#[tokio::test]
+async fn idle_tenant_is_closed_cleanly_to_just_its_db_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| c.idle_ttl = Duration::from_secs(10));
+    let id = t("acme");
+    pool.create(&id, events::init_schema).await.unwrap();
+    assert_eq!(files_of(&pool, &id), ["acme.db"]);
+    assert_eq!(insert(&pool, &id, b"hello").await.unwrap(), 1);
+    assert_eq!(count(&pool, &id).await, 1);
+    assert!(pool.is_open(&id));
+    assert_eq!(
+        files_of(&pool, &id),
+        ["acme.db", "acme.db-shm", "acme.db-wal"]
+    );
+
+    pool.maintain_at(Instant::now() + Duration::from_secs(5))
+        .await;
+    assert!(pool.is_open(&id), "closed before the TTL");
+    pool.maintain_at(Instant::now() + Duration::from_secs(11))
+        .await;
+    assert!(!pool.is_open(&id));
+    assert_eq!(pool.stats().open(), 0);
+    assert_eq!(files_of(&pool, &id), ["acme.db"]);
+    // Reopens on demand with the data intact.
+    assert_eq!(count(&pool, &id).await, 1);
+}
+
+#[tokio::test]
+async fn zero_ttl_closes_after_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| c.idle_ttl = Duration::ZERO);
+    let id = t("seed");
+    pool.create(&id, events::init_schema).await.unwrap();
+    for _ in 0..3 {
+        insert(&pool, &id, b"x").await.unwrap();
+        assert!(!pool.is_open(&id));
+    }
+    // The close runs on a blocking thread; shutdown waits for nothing to be open.
+    pool.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(files_of(&pool, &id), ["seed.db"]);
+}
+
+#[tokio::test]
+async fn lru_cap_is_respected_and_evicted_tenants_are_tidied_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| c.max_open = 4);
+    let ids: Vec<TenantId> = (0..12).map(|i| t(&format!("t{i}"))).collect();
+    for id in &ids {
+        pool.create(id, events::init_schema).await.unwrap();
+    }
+    for round in 0..2 {
+        for id in &ids {
+            insert(&pool, id, b"x").await.unwrap();
+            assert!(pool.stats().open() <= 4, "round {round}: cap exceeded");
+        }
+    }
+    assert!(
+        pool.stats()
+            .evictions
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 20
+    );
+    for id in &ids {
+        assert_eq!(count(&pool, id).await, 2);
+    }
+    // Close everything open, then the tidy passes checkpoint the fast-evicted ones.
+    pool.maintain_at(Instant::now() + Duration::from_secs(60))
+        .await;
+    for _ in 0..4 {
+        pool.maintain_at(Instant::now() + Duration::from_secs(60))
+            .await;
+    }
+    for id in &ids {
+        assert_eq!(files_of(&pool, id), [format!("{id}.db")], "{id} not tidied");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_writers_to_one_tenant_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| c.durability = store::Durability::Crash);
+    let id = t("busy");
+    pool.create(&id, events::init_schema).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (pool, id) = (pool.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                insert(&pool, &id, b"x").await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(count(&pool, &id).await, 200);
+}
+
+#[tokio::test]
+async fn full_write_queue_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| c.max_queued_writes = 1);
+    let id = t("q");
+    pool.create(&id, events::init_schema).await.unwrap();
+    let held = pool.writer(&id).await.unwrap();
+    let waiting = {
+        let (pool, id) = (pool.clone(), id.clone());
+        tokio::spawn(async move { insert(&pool, &id, b"x").await })
+    };
+    // Let the spawned write reach the queue.
+    while pool.queued_writes(&id) == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(matches!(
+        insert(&pool, &id, b"y").await,
+        Err(StoreError::QueueFull)
+    ));
+    drop(held);
+    assert_eq!(waiting.await.unwrap().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn quota_is_enforced_and_the_file_stays_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| c.quota_bytes = 256 * 1024);
+    let id = t("small");
+    pool.create(&id, events::init_schema).await.unwrap();
+    static BIG: [u8; 16 * 1024] = [7u8; 16 * 1024];
+    let mut stored = 0;
+    let err = loop {
+        match insert(&pool, &id, &BIG).await {
+            Ok(_) => stored += 1,
+            Err(e) => break e,
+        }
+        assert!(stored < 1000, "quota never hit");
+    };
+    assert!(matches!(err, StoreError::QuotaExceeded), "{err:?}");
+    assert!(stored >= 5);
+    assert_eq!(count(&pool, &id).await, stored);
+    let ok: String = pool
+        .read(&id, |c| {
+            Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
+
+#[tokio::test]
+async fn create_is_exclusive_and_delete_removes_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |_| {});
+    let id = t("gone");
+    pool.create(&id, events::init_schema).await.unwrap();
+    assert!(matches!(
+        pool.create(&id, events::init_schema).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    insert(&pool, &id, b"x").await.unwrap();
+    let held = pool.writer(&id).await.unwrap();
+    assert!(matches!(pool.delete(&id).await, Err(StoreError::Busy(_))));
+    drop(held);
+    pool.delete(&id).await.unwrap();
+    assert!(files_of(&pool, &id).is_empty());
+    assert!(matches!(pool.delete(&id).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        insert(&pool, &id, b"x").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(files_of(&pool, &id).is_empty());
+}

@@ -1,0 +1,273 @@
+//! `tenantd serve` configuration: flags and `TENANTD_*` environment variables (clap), an
+//! optional TOML file, and the defaults, resolved into one typed [`Settings`] in one pure step.
+//! Precedence: flag > environment > file > default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use server::HttpConfig;
+use store::{Durability, PoolConfig};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory.
+pub const DEFAULT_DATA: &str = "./data";
+
+/// Flags of `tenantd serve`; each also reads a `TENANTD_*` variable.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TENANTD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory; tenant files live under DIR/tenants [default: ./data].
+    #[arg(long, env = "TENANTD_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// TOML configuration file (keys as in the README's configuration table).
+    #[arg(long, env = "TENANTD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Close a tenant after this idle time, e.g. 10s, 500ms; 0 closes after every request
+    /// [default: 10s].
+    #[arg(long, env = "TENANTD_IDLE_TTL", value_name = "DURATION")]
+    pub idle_ttl: Option<String>,
+    /// "fsync": a 2xx survives power loss; "crash": a 2xx survives a process crash [default: fsync].
+    #[arg(long, env = "TENANTD_DURABILITY", value_name = "MODE")]
+    pub durability: Option<Durability>,
+    /// Most tenants open at once (LRU eviction past it) [default: 1024].
+    #[arg(long, env = "TENANTD_MAX_OPEN", value_name = "N")]
+    pub max_open: Option<usize>,
+    /// Requests in flight past which new ones get 503 [default: 1024].
+    #[arg(long, env = "TENANTD_MAX_IN_FLIGHT", value_name = "N")]
+    pub max_in_flight: Option<usize>,
+    /// Writes queued per tenant past which new ones get 429 [default: 64].
+    #[arg(long, env = "TENANTD_MAX_QUEUED_WRITES", value_name = "N")]
+    pub max_queued_writes: Option<usize>,
+    /// Largest request body, e.g. 1MiB [default: 1MiB].
+    #[arg(long, env = "TENANTD_MAX_BODY", value_name = "BYTES")]
+    pub max_body: Option<String>,
+    /// Per-tenant database size quota, e.g. 1GiB [default: 1GiB].
+    #[arg(long, env = "TENANTD_QUOTA", value_name = "BYTES")]
+    pub quota: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "TENANTD_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The TOML file: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    listen: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    idle_ttl: Option<String>,
+    durability: Option<Durability>,
+    max_open: Option<usize>,
+    max_in_flight: Option<usize>,
+    max_queued_writes: Option<usize>,
+    max_body: Option<String>,
+    quota: Option<String>,
+    cache_kib: Option<u32>,
+    wal_checkpoint_pages: Option<u32>,
+    sqlite_heap_limit: Option<String>,
+    readers_per_tenant: Option<usize>,
+    header_read_timeout: Option<String>,
+    log_format: Option<LogFormat>,
+    admin_token: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads and parses `path`; errors name the file and the offending key.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// The resolved configuration of a server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Pool configuration (includes the data dir).
+    pub pool: PoolConfig,
+    /// HTTP limits.
+    pub http: HttpConfig,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Admin token from the environment or the file, if any.
+    pub admin_token: Option<String>,
+}
+
+impl Settings {
+    /// Merges flags/env, the file and the defaults. Errors name the setting and the bad value.
+    pub fn resolve(
+        args: &ServeArgs,
+        file: &FileConfig,
+        env_token: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let data = args
+            .data
+            .clone()
+            .or(file.data.clone())
+            .unwrap_or_else(|| DEFAULT_DATA.into());
+        let mut pool = PoolConfig::new(data);
+        if let Some(v) = args.idle_ttl.as_deref().or(file.idle_ttl.as_deref()) {
+            pool.idle_ttl = parse_duration("idle_ttl", v)?;
+        }
+        if let Some(v) = args.durability.or(file.durability) {
+            pool.durability = v;
+        }
+        if let Some(v) = args.max_open.or(file.max_open) {
+            pool.max_open = positive("max_open", v)?;
+        }
+        if let Some(v) = args.max_queued_writes.or(file.max_queued_writes) {
+            pool.max_queued_writes = positive("max_queued_writes", v)?;
+        }
+        if let Some(v) = args.quota.as_deref().or(file.quota.as_deref()) {
+            pool.quota_bytes = parse_bytes("quota", v)?;
+        }
+        if let Some(v) = file.cache_kib {
+            pool.cache_kib = v;
+        }
+        if let Some(v) = file.wal_checkpoint_pages {
+            pool.wal_checkpoint_pages = positive("wal_checkpoint_pages", v as usize)? as u32;
+        }
+        if let Some(v) = file.sqlite_heap_limit.as_deref() {
+            pool.sqlite_heap_limit = parse_bytes("sqlite_heap_limit", v)?;
+        }
+        if let Some(v) = file.readers_per_tenant {
+            pool.readers_per_tenant = v;
+        }
+        let mut http = HttpConfig::default();
+        if let Some(v) = args.max_in_flight.or(file.max_in_flight) {
+            http.max_in_flight = positive("max_in_flight", v)?;
+        }
+        if let Some(v) = args.max_body.as_deref().or(file.max_body.as_deref()) {
+            http.max_body_bytes = usize::try_from(parse_bytes("max_body", v)?)?;
+        }
+        if let Some(v) = file.header_read_timeout.as_deref() {
+            http.header_read_timeout = parse_duration("header_read_timeout", v)?;
+            if http.header_read_timeout.is_zero() {
+                bail!("header_read_timeout must be more than 0");
+            }
+        }
+        Ok(Settings {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            pool,
+            http,
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+            admin_token: env_token
+                .or(file.admin_token.clone())
+                .filter(|t| !t.is_empty()),
+        })
+    }
+}
+
+fn positive(name: &str, v: usize) -> anyhow::Result<usize> {
+    if v == 0 {
+        bail!("{name} must be at least 1");
+    }
+    Ok(v)
+}
+
+/// Parses `10s`, `500ms`, `1m`, or `0`; the error names the setting.
+pub fn parse_duration(name: &str, v: &str) -> anyhow::Result<Duration> {
+    if v.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(v.trim())
+        .with_context(|| format!("{name}: {v:?} is not a duration (examples: 10s, 500ms, 2m)"))
+}
+
+/// Parses a byte size: a plain number or one with a KiB/MiB/GiB/KB/MB/GB suffix.
+pub fn parse_bytes(name: &str, v: &str) -> anyhow::Result<u64> {
+    let s = v.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("{name}: {v:?} is not a size (examples: 1048576, 1MiB, 1GiB)"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => bail!("{name}: unknown unit {other:?} (use KiB, MiB, GiB, KB, MB or GB)"),
+    };
+    n.checked_mul(mult)
+        .with_context(|| format!("{name}: {v:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_config() {
+        let s = Settings::resolve(&ServeArgs::default(), &FileConfig::default(), None).unwrap();
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.pool.data_dir, PathBuf::from(DEFAULT_DATA));
+        assert_eq!(s.pool.idle_ttl, Duration::from_secs(10));
+        assert_eq!(s.pool.durability, Durability::Fsync);
+        assert_eq!(s.http.max_body_bytes, 1 << 20);
+        assert_eq!(s.admin_token, None);
+    }
+
+    #[test]
+    fn flags_beat_file_beats_default() {
+        let file: FileConfig = toml::from_str(
+            "idle_ttl = \"30s\"\nmax_open = 7\nquota = \"2MiB\"\nadmin_token = \"f\"",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            idle_ttl: Some("0".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args, &file, Some("e".into())).unwrap();
+        assert_eq!(s.pool.idle_ttl, Duration::ZERO);
+        assert_eq!(s.pool.max_open, 7);
+        assert_eq!(s.pool.quota_bytes, 2 << 20);
+        assert_eq!(s.admin_token.as_deref(), Some("e"));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let args = ServeArgs {
+            idle_ttl: Some("soon".into()),
+            ..Default::default()
+        };
+        let err = Settings::resolve(&args, &FileConfig::default(), None).unwrap_err();
+        assert!(format!("{err:#}").contains("idle_ttl"), "{err:#}");
+        let args = ServeArgs {
+            max_open: Some(0),
+            ..Default::default()
+        };
+        let err = Settings::resolve(&args, &FileConfig::default(), None).unwrap_err();
+        assert!(err.to_string().contains("max_open"), "{err}");
+        assert!(toml::from_str::<FileConfig>("no_such_key = 1").is_err());
+        assert!(parse_bytes("quota", "1TiB").is_err());
+        assert_eq!(parse_bytes("quota", "3KB").unwrap(), 3000);
+    }
+}

@@ -1,0 +1,67 @@
+//! `tenantd serve`: resolve settings, open the pool, bind, serve until SIGTERM/SIGINT.
+
+use anyhow::Context;
+use server::AppState;
+use store::TenantPool;
+use tokio::net::TcpListener;
+
+use crate::config::{FileConfig, LogFormat, ServeArgs, Settings};
+
+/// Runs the server until a shutdown signal, then drains and closes every tenant.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let env_token = std::env::var("TENANTD_ADMIN_TOKEN").ok();
+    let settings = Settings::resolve(&args, &file, env_token)?;
+    init_logging(settings.log_format);
+
+    let data = settings.pool.data_dir.clone();
+    let (token, token_file) = crate::admin_token::resolve(settings.admin_token.clone(), &data)?;
+    if let Some(path) = token_file {
+        println!("admin token: {}", path.display());
+    }
+    let pool = TenantPool::open(settings.pool.clone())
+        .with_context(|| format!("cannot open data dir {}", data.display()))?;
+    let maintenance = pool.spawn_maintenance();
+    let state = AppState::new(pool, token, settings.http.clone());
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let cfg = state.pool.config();
+    tracing::info!(%addr, data = %data.display(), durability = ?cfg.durability,
+        idle_ttl = ?cfg.idle_ttl, max_open = cfg.max_open, "tenantd serving");
+    println!("tenantd listening on http://{addr}");
+    server::serve::serve(
+        listener,
+        server::app(state.clone()),
+        state,
+        shutdown_signal(),
+    )
+    .await?;
+    maintenance.await.ok();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TENANTD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
