@@ -1,0 +1,14 @@
+//! The executor: runs Hrana stream requests, batches, cursors and the legacy shapes on a
+//! `rusqlite::Connection`. It knows nothing about HTTP, tenants or the guard; the server wraps
+//! each use in a [`crate::guard::Guard`] for tenant SQL.
+
+mod batch;
+mod cursor;
+mod error;
+pub mod legacy;
+mod stmt;
+mod stream;
+
+pub use error::{ProtocolError, StmtError};
+pub use stmt::{ResultBudget, DEFAULT_MAX_RESULT_BYTES};
+pub use stream::{rollback_if_open, Stream, StreamConfig, MAX_STORED_SQLS};

@@ -1,0 +1,242 @@
+//! The hardened SQL surface for untrusted tenant SQL, applied to a connection for one use and
+//! removed afterwards (the same connection also serves trusted tenantd code that reads the
+//! reserved `_tenantd_*` tables). While a [`Guard`] lives: an authorizer enforces
+//! [`policy`], `sqlite3_limit` values are lowered, a progress handler interrupts statements past
+//! the time budget, and `PRAGMA query_only` enforces read-only access. Connection-wide settings
+//! applied once at open are checked by [`open_settings`].
+
+mod notes;
+pub mod open_settings;
+pub mod policy;
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::time::{Duration, Instant};
+
+use rusqlite::ffi;
+use rusqlite::limits::Limit;
+use rusqlite::Connection;
+
+pub(crate) use notes::{statement_started, take_budget_exceeded, take_denial};
+pub use open_settings::{apply_open_settings, expected_open_settings_ok, open_settings_problems};
+
+/// Default time budget of one statement (a `sequence` counts as one).
+pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(5);
+
+/// How many VM instructions run between two time-budget checks.
+pub const DEFAULT_PROGRESS_OPS: i32 = 1_000;
+
+/// Reduced `sqlite3_limit` values for tenant SQL (`SQLITE_LIMIT_ATTACHED` is always 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqlLimits {
+    /// Max bytes of one string or blob (`SQLITE_LIMIT_LENGTH`).
+    pub length: i32,
+    /// Max bytes of one SQL text (`SQLITE_LIMIT_SQL_LENGTH`).
+    pub sql_length: i32,
+    /// Max expression tree depth (`SQLITE_LIMIT_EXPR_DEPTH`).
+    pub expr_depth: i32,
+    /// Max terms of a compound SELECT (`SQLITE_LIMIT_COMPOUND_SELECT`).
+    pub compound_select: i32,
+    /// Max VM instructions of one prepared statement (`SQLITE_LIMIT_VDBE_OP`).
+    pub vdbe_op: i32,
+    /// Max arguments of a function call (`SQLITE_LIMIT_FUNCTION_ARG`).
+    pub function_arg: i32,
+    /// Max bytes of a LIKE/GLOB pattern (`SQLITE_LIMIT_LIKE_PATTERN_LENGTH`).
+    pub like_pattern_length: i32,
+    /// Max index of a `?NNN` parameter (`SQLITE_LIMIT_VARIABLE_NUMBER`).
+    pub variable_number: i32,
+    /// Max trigger recursion depth (`SQLITE_LIMIT_TRIGGER_DEPTH`).
+    pub trigger_depth: i32,
+}
+
+impl Default for SqlLimits {
+    fn default() -> Self {
+        SqlLimits {
+            length: 8 * 1024 * 1024,
+            sql_length: 1024 * 1024,
+            expr_depth: 100,
+            compound_select: 50,
+            vdbe_op: 250_000,
+            function_arg: 100,
+            like_pattern_length: 1_000,
+            variable_number: 10_000,
+            trigger_depth: 10,
+        }
+    }
+}
+
+impl SqlLimits {
+    fn pairs(&self) -> [(Limit, i32); 10] {
+        [
+            (Limit::SQLITE_LIMIT_ATTACHED, 0),
+            (Limit::SQLITE_LIMIT_LENGTH, self.length),
+            (Limit::SQLITE_LIMIT_SQL_LENGTH, self.sql_length),
+            (Limit::SQLITE_LIMIT_EXPR_DEPTH, self.expr_depth),
+            (Limit::SQLITE_LIMIT_COMPOUND_SELECT, self.compound_select),
+            (Limit::SQLITE_LIMIT_VDBE_OP, self.vdbe_op),
+            (Limit::SQLITE_LIMIT_FUNCTION_ARG, self.function_arg),
+            (
+                Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH,
+                self.like_pattern_length,
+            ),
+            (Limit::SQLITE_LIMIT_VARIABLE_NUMBER, self.variable_number),
+            (Limit::SQLITE_LIMIT_TRIGGER_DEPTH, self.trigger_depth),
+        ]
+    }
+}
+
+/// How tenant SQL is restricted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuardConfig {
+    /// Wall-clock budget of one statement; past it the statement is interrupted.
+    pub time_budget: Duration,
+    /// VM instructions between two budget checks.
+    pub progress_ops: i32,
+    /// Reduced SQLite limits.
+    pub limits: SqlLimits,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            time_budget: DEFAULT_TIME_BUDGET,
+            progress_ops: DEFAULT_PROGRESS_OPS,
+            limits: SqlLimits::default(),
+        }
+    }
+}
+
+/// The guard could not be applied (a SQLite error while setting limits or `query_only`).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot apply the tenant SQL guard: {0}")]
+pub struct GuardError(#[from] rusqlite::Error);
+
+/// The tenant-SQL restrictions, active on `conn` until this value is dropped. One guard per
+/// connection at a time. Derefs to the connection, so executors take `&guard`.
+pub struct Guard<'c> {
+    conn: &'c Connection,
+    saved_limits: Vec<(Limit, i32)>,
+    saved_query_only: Option<bool>,
+    /// Read by the progress handler through a raw pointer; must outlive the handler (it is
+    /// removed in `drop` before this box is freed).
+    budget: Box<Duration>,
+    hooks_installed: bool,
+}
+
+impl<'c> Guard<'c> {
+    /// Applies the restrictions to `conn`; with `read_only`, every write fails
+    /// (`PRAGMA query_only`). Errors: SQLite refused a limit or pragma (nothing stays applied).
+    pub fn enter(
+        conn: &'c Connection,
+        cfg: &GuardConfig,
+        read_only: bool,
+    ) -> Result<Self, GuardError> {
+        let mut guard = Guard {
+            conn,
+            saved_limits: Vec::new(),
+            saved_query_only: None,
+            budget: Box::new(cfg.time_budget),
+            hooks_installed: false,
+        };
+        for (limit, value) in cfg.limits.pairs() {
+            let old = conn.set_limit(limit, value)?;
+            guard.saved_limits.push((limit, old));
+        }
+        let was_query_only: bool = conn.pragma_query_value(None, "query_only", |r| r.get(0))?;
+        guard.saved_query_only = Some(was_query_only);
+        if was_query_only != read_only {
+            conn.pragma_update(None, "query_only", read_only)?;
+        }
+        let budget_ptr = (&*guard.budget as *const Duration)
+            .cast_mut()
+            .cast::<c_void>();
+        // SAFETY: `conn.handle()` is the live handle of a connection we borrow for 'c. The
+        // callbacks are plain functions; the progress handler's user data points into
+        // `guard.budget`, which lives until `drop` has removed both callbacks.
+        unsafe {
+            let db = conn.handle();
+            ffi::sqlite3_set_authorizer(db, Some(authorize), std::ptr::null_mut());
+            ffi::sqlite3_progress_handler(db, cfg.progress_ops.max(1), Some(progress), budget_ptr);
+        }
+        guard.hooks_installed = true;
+        notes::statement_started(Instant::now());
+        Ok(guard)
+    }
+
+    /// The guarded connection.
+    pub fn conn(&self) -> &'c Connection {
+        self.conn
+    }
+}
+
+impl std::ops::Deref for Guard<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if self.hooks_installed {
+            // SAFETY: same live handle as in `enter`; removing callbacks is always valid.
+            unsafe {
+                let db = self.conn.handle();
+                ffi::sqlite3_set_authorizer(db, None, std::ptr::null_mut());
+                ffi::sqlite3_progress_handler(db, 0, None, std::ptr::null_mut());
+            }
+        }
+        for (limit, old) in self.saved_limits.drain(..).rev() {
+            if let Err(e) = self.conn.set_limit(limit, old) {
+                tracing::error!(error = %e, "cannot restore an SQLite limit after tenant SQL");
+            }
+        }
+        if let Some(old) = self.saved_query_only {
+            if let Err(e) = self.conn.pragma_update(None, "query_only", old) {
+                tracing::error!(error = %e, "cannot restore query_only after tenant SQL");
+            }
+        }
+        notes::clear();
+    }
+}
+
+/// SQLite authorizer callback: applies [`policy::decide`], recording the reason of a denial.
+unsafe extern "C" fn authorize(
+    _user: *mut c_void,
+    code: c_int,
+    arg1: *const c_char,
+    arg2: *const c_char,
+    _db_name: *const c_char,
+    _accessor: *const c_char,
+) -> c_int {
+    // SAFETY: SQLite passes NUL-terminated strings or NULL, valid for this call.
+    let text = |p: *const c_char| -> Result<Option<&str>, ()> {
+        if p.is_null() {
+            Ok(None)
+        } else {
+            unsafe { CStr::from_ptr(p) }
+                .to_str()
+                .map(Some)
+                .map_err(|_| ())
+        }
+    };
+    let decision = std::panic::catch_unwind(|| match (text(arg1), text(arg2)) {
+        (Ok(a1), Ok(a2)) => policy::decide(code, a1, a2),
+        _ => Err("object names must be valid UTF-8".to_owned()),
+    });
+    match decision {
+        Ok(Ok(())) => ffi::SQLITE_OK,
+        Ok(Err(reason)) => {
+            notes::record_denial(reason);
+            ffi::SQLITE_DENY
+        }
+        Err(_) => ffi::SQLITE_DENY,
+    }
+}
+
+/// SQLite progress handler: non-zero interrupts the running statement once over budget.
+unsafe extern "C" fn progress(user: *mut c_void) -> c_int {
+    // SAFETY: `user` points at the guard's boxed budget, alive while the handler is installed.
+    let budget = unsafe { *user.cast::<Duration>() };
+    std::panic::catch_unwind(|| notes::over_budget(budget, Instant::now())).map_or(1, c_int::from)
+}
