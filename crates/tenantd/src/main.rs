@@ -2,7 +2,8 @@
 //!
 //! - `serve`: the server (see `serve.rs`; configuration in `config.rs`);
 //! - `tenant`, `hook`: admin API clients (`cli_admin.rs`);
-//! - `capacity`: the capacity and cost model (the `capacity` crate).
+//! - `capacity`: the capacity and cost model (the `capacity` crate);
+//! - `bench`: benchmark helpers (the `bench` crate).
 
 mod admin_token;
 mod cli_admin;
@@ -39,12 +40,15 @@ enum Cmd {
     },
     /// The capacity and cost model: tenants per machine, cost per tenant, the seed's claims.
     Capacity(capacity::cli::CapacityCmd),
+    /// Benchmark helpers: provision tenant files, measure the server on this machine.
+    Bench(bench::cli::BenchCmd),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Capacity(c) => capacity::cli::run(c),
+        Cmd::Bench(c) => bench::cli::run(c),
         Cmd::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Cmd::Tenant { remote, cmd } => {
             runtime().and_then(|rt| rt.block_on(cli_admin::run_tenant(&remote, cmd)))
