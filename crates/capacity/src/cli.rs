@@ -1,10 +1,296 @@
-//! `tenantd capacity`: command-line front end of the model.
+//! `tenantd capacity`: flags in, one report out. Parses and loads (profiles, overrides), asks
+//! the model, hands the result to a renderer. Errors are user-facing, via anyhow.
 
-/// Arguments of `tenantd capacity`.
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use serde_json::json;
+
+use crate::builtin;
+use crate::claims::{check_seed, SeedCase};
+use crate::compare::compare;
+use crate::economics::economics;
+use crate::explain::explain;
+use crate::field::Profile;
+use crate::limits::evaluate;
+use crate::load;
+use crate::machine::MachineProfile;
+use crate::render::{self, report, svg, Format};
+use crate::roadmap::{plan, seed_roadmap, SEED_ROADMAP};
+use crate::sensitivity::sensitivity;
+use crate::series::{cost_curves, log_spaced, retention_curve};
+use crate::workload::WorkloadProfile;
+
+/// The launch case's machine when `--machine` is not given.
+pub const DEFAULT_MACHINE: &str = "fly-shared-cpu-2x";
+
+/// Arguments of `tenantd capacity`. With no subcommand: the launch report.
 #[derive(Debug, clap::Args)]
-pub struct CapacityCmd {}
+pub struct CapacityCmd {
+    /// What to show (default: the capacity of one machine).
+    #[command(subcommand)]
+    pub command: Option<CapacitySub>,
+    /// Options every subcommand shares.
+    #[command(flatten)]
+    pub opts: Opts,
+}
 
-/// Runs `tenantd capacity`; errors are user-facing (bad profile, bad flag value).
-pub fn run(_cmd: CapacityCmd) -> anyhow::Result<()> {
-    anyhow::bail!("the capacity model is not built yet")
+/// Options shared by every `tenantd capacity` subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Opts {
+    /// Machine profile: a built-in name or a TOML file [default: fly-shared-cpu-2x]
+    #[arg(long, global = true, value_name = "NAME|FILE")]
+    pub machine: Option<String>,
+    /// Workload profile: a built-in name or a TOML file
+    #[arg(long, global = true, value_name = "NAME|FILE", default_value = "seed")]
+    pub workload: String,
+    /// Years of data kept per tenant (overrides the workload's retention_years)
+    #[arg(long, global = true, value_name = "YEARS")]
+    pub years: Option<f64>,
+    /// Price per tenant per month, USD (overrides price_usd_per_tenant_month)
+    #[arg(long, global = true, value_name = "USD")]
+    pub price: Option<f64>,
+    /// Fraction of the binding limit kept free (overrides headroom_fraction)
+    #[arg(long, global = true, value_name = "FRACTION")]
+    pub headroom: Option<f64>,
+    /// Gross margin to compute a price for, as a fraction
+    #[arg(long, global = true, value_name = "FRACTION", default_value_t = 0.8)]
+    pub target_margin: f64,
+    /// Output format
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also draw charts to this SVG file (tenants vs years kept; cost per user vs users)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+/// Subcommands of `tenantd capacity`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum CapacitySub {
+    /// The seed's scaling roadmap (launch, growth, enterprise) next to the model's plan
+    Roadmap {
+        /// Size a cluster for this many users instead, on each built-in machine (or --machine)
+        #[arg(long)]
+        users: Option<u64>,
+    },
+    /// Every quantitative claim of the seed: holds or not, and why
+    CheckSeed,
+    /// The seed's idle-cost table: Docker per tenant vs scale-to-zero
+    Compare {
+        /// Tenants to host
+        #[arg(long, default_value_t = crate::claims::COMPARE_TENANTS)]
+        tenants: u64,
+    },
+    /// The formulas with the numbers substituted, and what would change the verdict
+    Explain,
+    /// List the built-in profiles, or show one with every field's unit and source
+    Profiles {
+        /// A built-in profile name, or a TOML file (shown after loading)
+        name: Option<String>,
+    },
+}
+
+/// What a command produced: the report, and the SVG document if `--svg` was given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Text for stdout.
+    pub stdout: String,
+    /// The SVG document and the file it goes to.
+    pub svg: Option<(PathBuf, String)>,
+}
+
+/// Runs `tenantd capacity`: prints the report and writes the chart; errors are user-facing
+/// (bad profile, bad flag value, unwritable SVG file).
+pub fn run(cmd: CapacityCmd) -> anyhow::Result<()> {
+    let out = output(&cmd)?;
+    print!("{}", out.stdout);
+    if let Some((path, svg)) = out.svg {
+        std::fs::write(&path, svg)
+            .with_context(|| format!("cannot write chart to {}", path.display()))?;
+        eprintln!("wrote chart to {}", path.display());
+    }
+    Ok(())
+}
+
+fn machine(opts: &Opts) -> anyhow::Result<MachineProfile> {
+    let spec = opts.machine.as_deref().unwrap_or(DEFAULT_MACHINE);
+    Ok(load::load_machine(spec)?)
+}
+
+fn workload(opts: &Opts) -> anyhow::Result<WorkloadProfile> {
+    let mut w = load::load_workload(&opts.workload)?;
+    let overrides = [
+        ("retention_years", opts.years, "--years"),
+        ("price_usd_per_tenant_month", opts.price, "--price"),
+        ("headroom_fraction", opts.headroom, "--headroom"),
+    ];
+    for (field, value, flag) in overrides {
+        if let Some(v) = value {
+            w.override_field(field, v, &format!("command line {flag}"))
+                .map_err(anyhow::Error::msg)?;
+            w.validate()
+                .with_context(|| format!("invalid {flag} {v}"))?;
+        }
+    }
+    Ok(w)
+}
+
+fn json_text(value: serde_json::Value) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(&value)? + "\n")
+}
+
+/// Computes a command's output without printing it; the same errors as [`run`].
+pub fn output(cmd: &CapacityCmd) -> anyhow::Result<Output> {
+    let opts = &cmd.opts;
+    if !(0.0..1.0).contains(&opts.target_margin) {
+        bail!(
+            "--target-margin must be at least 0 and below 1, got {}",
+            opts.target_margin
+        );
+    }
+    let stdout = match &cmd.command {
+        None => {
+            let (m, w) = (machine(opts)?, workload(opts)?);
+            let c = evaluate(&m, &w);
+            let e = economics(&m, &w, &c, opts.target_margin);
+            match opts.format {
+                Format::Json => json_text(json!({
+                    "machine": m, "workload": w, "capacity": c, "economics": e
+                }))?,
+                f => render::blocks(&report::launch(&m, &w, &c, &e), f),
+            }
+        }
+        Some(CapacitySub::Roadmap { users: None }) => {
+            let w = workload(opts)?;
+            let rows = seed_roadmap(&w, builtin::machine)?;
+            match opts.format {
+                Format::Json => json_text(json!({ "workload": w.meta.name, "phases": rows }))?,
+                f => render::blocks(&report::roadmap(&w, &rows), f),
+            }
+        }
+        Some(CapacitySub::Roadmap { users: Some(users) }) => {
+            let w = workload(opts)?;
+            let machines = chart_machines(opts)?;
+            let plans: Vec<_> = machines
+                .iter()
+                .map(|m| plan("target", *users, m, &w))
+                .collect();
+            match opts.format {
+                Format::Json => json_text(json!({ "users": users, "plans": plans }))?,
+                f => render::blocks(&report::sizing(&w, &plans), f),
+            }
+        }
+        Some(CapacitySub::CheckSeed) => {
+            if opts.machine.is_some() {
+                bail!("check-seed checks the seed's own machines; --machine does not apply");
+            }
+            let w = workload(opts)?;
+            let claims = check_seed(&SeedCase::with_workload(w.clone())?);
+            match opts.format {
+                Format::Json => json_text(json!({ "workload": w.meta.name, "claims": claims }))?,
+                Format::Markdown => {
+                    render::blocks(&report::check_seed(&w, &claims, true), Format::Markdown)
+                }
+                Format::Text => {
+                    render::blocks(&report::check_seed(&w, &claims, false), Format::Text)
+                }
+            }
+        }
+        Some(CapacitySub::Compare { tenants }) => {
+            let (m, w) = (machine(opts)?, workload(opts)?);
+            let docker = builtin::workload("docker-per-tenant")?;
+            let rows = compare(&m, &[&docker, &w], *tenants);
+            match opts.format {
+                Format::Json => json_text(json!({ "rows": rows }))?,
+                f => render::blocks(&report::compare(&rows), f),
+            }
+        }
+        Some(CapacitySub::Explain) => {
+            let (m, w) = (machine(opts)?, workload(opts)?);
+            let steps = explain(&m, &w, opts.target_margin);
+            let crossovers = sensitivity(&m, &w);
+            match opts.format {
+                Format::Json => json_text(json!({ "steps": steps, "sensitivity": crossovers }))?,
+                f => render::blocks(&report::explain(&m, &w, &steps, &crossovers), f),
+            }
+        }
+        Some(CapacitySub::Profiles { name }) => {
+            if opts.svg.is_some() {
+                bail!("--svg does not apply to `profiles`");
+            }
+            return Ok(Output {
+                stdout: profiles(name.as_deref(), opts.format)?,
+                svg: None,
+            });
+        }
+    };
+    let svg = match &opts.svg {
+        None => None,
+        Some(path) => Some((path.clone(), chart(opts)?)),
+    };
+    Ok(Output { stdout, svg })
+}
+
+fn profiles(name: Option<&str>, format: Format) -> anyhow::Result<String> {
+    let Some(name) = name else {
+        return Ok(match format {
+            Format::Json => json_text(json!({
+                "machines": builtin::names("machine"),
+                "workloads": builtin::names("workload"),
+            }))?,
+            f => render::blocks(&report::profile_list(), f),
+        });
+    };
+    let is_machine = builtin::text("machine", name).is_some()
+        || (builtin::text("workload", name).is_none() && looks_like_machine_file(name));
+    if is_machine {
+        let m = load::load_machine(name)?;
+        return Ok(match format {
+            Format::Json => json_text(json!(m))?,
+            f => render::blocks(&report::profile_detail(&m), f),
+        });
+    }
+    let w = load::load_workload(name)?;
+    Ok(match format {
+        Format::Json => json_text(json!(w))?,
+        f => render::blocks(&report::profile_detail(&w), f),
+    })
+}
+
+/// A file is shown as a machine profile if it sets a machine-only field.
+fn looks_like_machine_file(path: &str) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|t| {
+            MachineProfile::fields()
+                .iter()
+                .any(|f| t.contains_key(f.name))
+        })
+}
+
+/// The machines a cost chart or `--users` sizing covers: `--machine` alone, or every built-in.
+fn chart_machines(opts: &Opts) -> anyhow::Result<Vec<MachineProfile>> {
+    match &opts.machine {
+        Some(spec) => Ok(vec![load::load_machine(spec)?]),
+        None => builtin::MACHINES
+            .iter()
+            .map(|(name, _)| builtin::machine(name).map_err(Into::into))
+            .collect(),
+    }
+}
+
+fn chart(opts: &Opts) -> anyhow::Result<String> {
+    let (m, w) = (machine(opts)?, workload(opts)?);
+    let horizon = w.retention_years.max(1.0) * 10.0;
+    let retention = retention_curve(&m, &w, horizon.min(100.0), 80);
+    let users = log_spaced(1_000, 10_000_000, 40);
+    let mut machines = chart_machines(opts)?;
+    if opts.machine.is_none() {
+        machines.retain(|x| x.meta.name != m.meta.name);
+        machines.insert(0, m.clone());
+    }
+    let costs = cost_curves(&machines, &w, &users);
+    let title = format!("{} under `{}`", m.meta.name, w.meta.name);
+    Ok(svg::charts(&title, &retention, &costs, &SEED_ROADMAP)?)
 }

@@ -1,0 +1,262 @@
+//! The workload profile: what one tenant asks of a machine (bytes, requests, RAM, CPU, syncs)
+//! and what it pays. A `bench` run can build one from measurements; the derived rates
+//! (Little's law concurrency, peak request rate) are methods here so every report agrees.
+
+use serde::Serialize;
+
+use crate::field::{Field, Profile, ProfileMeta, Role};
+use crate::units::{MB, SECONDS_PER_DAY};
+
+/// The average tenant's demands and price.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkloadProfile {
+    /// Name, description and the source of every value.
+    #[serde(flatten)]
+    pub meta: ProfileMeta,
+    /// Size of a tenant file when the tenant is created, in decimal MB.
+    pub tenant_create_mb: f64,
+    /// Growth of a tenant's data per year, in decimal MB.
+    pub tenant_growth_mb_per_year: f64,
+    /// Years of data kept per tenant (the storage horizon).
+    pub retention_years: f64,
+    /// Requests per tenant per day, on average.
+    pub requests_per_tenant_per_day: f64,
+    /// Peak request rate divided by the average rate (>= 1).
+    pub peak_to_average_ratio: f64,
+    /// Seconds one operation is in flight (holding RAM and an open file), end to end.
+    pub op_in_flight_seconds: f64,
+    /// RAM held by one in-flight operation, in decimal MB.
+    pub ram_mb_per_in_flight_op: f64,
+    /// RAM held by an idle tenant, in decimal MB (0 for scale-to-zero).
+    pub ram_mb_per_idle_tenant: f64,
+    /// CPU time per request, in vCPU-seconds.
+    pub cpu_seconds_per_request: f64,
+    /// Durable disk syncs per request (1 per committed write in `fsync` mode).
+    pub syncs_per_request: f64,
+    /// Files a tenant holds open while it has an operation in flight.
+    pub files_per_open_tenant: f64,
+    /// Fraction of the binding limit kept free (0.25 = plan for 75% of the limit).
+    pub headroom_fraction: f64,
+    /// Price charged per tenant per month, in US dollars.
+    pub price_usd_per_tenant_month: f64,
+}
+
+impl WorkloadProfile {
+    /// Average requests per second of one tenant.
+    pub fn average_requests_per_second(&self) -> f64 {
+        self.requests_per_tenant_per_day / SECONDS_PER_DAY
+    }
+
+    /// Peak requests per second of one tenant.
+    pub fn peak_requests_per_second(&self) -> f64 {
+        self.average_requests_per_second() * self.peak_to_average_ratio
+    }
+
+    /// Operations of one tenant in flight at peak (Little's law: rate x time in flight).
+    pub fn peak_concurrency(&self) -> f64 {
+        self.peak_requests_per_second() * self.op_in_flight_seconds
+    }
+
+    /// Bytes one tenant occupies at the end of the retention horizon.
+    pub fn storage_bytes_per_tenant(&self) -> f64 {
+        (self.tenant_create_mb + self.tenant_growth_mb_per_year * self.retention_years) * MB
+    }
+
+    /// RAM one tenant needs at peak, in bytes: idle RAM plus its share of in-flight operations.
+    pub fn ram_bytes_per_tenant_at_peak(&self) -> f64 {
+        (self.ram_mb_per_idle_tenant + self.peak_concurrency() * self.ram_mb_per_in_flight_op) * MB
+    }
+}
+
+static FIELDS: [Field<WorkloadProfile>; 13] = [
+    Field {
+        name: "tenant_create_mb",
+        unit: "MB (10^6 B)",
+        doc: "size of a new tenant's file",
+        role: Role::Limit,
+        min: 0.0,
+        min_exclusive: false,
+        max: 1_000_000.0,
+        get: |w| w.tenant_create_mb,
+        set: |w, v| w.tenant_create_mb = v,
+    },
+    Field {
+        name: "tenant_growth_mb_per_year",
+        unit: "MB/year",
+        doc: "data a tenant adds per year",
+        role: Role::Limit,
+        min: 0.0,
+        min_exclusive: false,
+        max: 1_000_000.0,
+        get: |w| w.tenant_growth_mb_per_year,
+        set: |w, v| w.tenant_growth_mb_per_year = v,
+    },
+    Field {
+        name: "retention_years",
+        unit: "years",
+        doc: "years of data kept per tenant",
+        role: Role::Limit,
+        min: 0.0,
+        min_exclusive: false,
+        max: 100.0,
+        get: |w| w.retention_years,
+        set: |w, v| w.retention_years = v,
+    },
+    Field {
+        name: "requests_per_tenant_per_day",
+        unit: "requests/day",
+        doc: "average requests per tenant per day",
+        role: Role::Limit,
+        min: 0.0,
+        min_exclusive: true,
+        max: 1_000_000_000.0,
+        get: |w| w.requests_per_tenant_per_day,
+        set: |w, v| w.requests_per_tenant_per_day = v,
+    },
+    Field {
+        name: "peak_to_average_ratio",
+        unit: "ratio",
+        doc: "peak request rate over average request rate",
+        role: Role::Limit,
+        min: 1.0,
+        min_exclusive: false,
+        max: 10_000.0,
+        get: |w| w.peak_to_average_ratio,
+        set: |w, v| w.peak_to_average_ratio = v,
+    },
+    Field {
+        name: "op_in_flight_seconds",
+        unit: "s",
+        doc: "time one operation holds RAM and an open file",
+        role: Role::Limit,
+        min: 0.0,
+        min_exclusive: true,
+        max: 3600.0,
+        get: |w| w.op_in_flight_seconds,
+        set: |w, v| w.op_in_flight_seconds = v,
+    },
+    Field {
+        name: "ram_mb_per_in_flight_op",
+        unit: "MB (10^6 B)",
+        doc: "RAM held by one in-flight operation",
+        role: Role::Limit,
+        min: 0.0,
+        min_exclusive: true,
+        max: 100_000.0,
+        get: |w| w.ram_mb_per_in_flight_op,
+        set: |w, v| w.ram_mb_per_in_flight_op = v,
+    },
+    Field {
+        name: "ram_mb_per_idle_tenant",
+        unit: "MB (10^6 B)",
+        doc: "RAM an idle tenant holds (0 = scale to zero)",
+        role: Role::Limit,
+        min: 0.0,
+        min_exclusive: false,
+        max: 100_000.0,
+        get: |w| w.ram_mb_per_idle_tenant,
+        set: |w, v| w.ram_mb_per_idle_tenant = v,
+    },
+    Field {
+        name: "cpu_seconds_per_request",
+        unit: "vCPU-s",
+        doc: "CPU time one request costs",
+        role: Role::Limit,
+        min: 0.0,
+        min_exclusive: true,
+        max: 3600.0,
+        get: |w| w.cpu_seconds_per_request,
+        set: |w, v| w.cpu_seconds_per_request = v,
+    },
+    Field {
+        name: "syncs_per_request",
+        unit: "syncs",
+        doc: "durable disk syncs one request costs (0 = none)",
+        role: Role::Limit,
+        min: 0.0,
+        min_exclusive: false,
+        max: 10_000.0,
+        get: |w| w.syncs_per_request,
+        set: |w, v| w.syncs_per_request = v,
+    },
+    Field {
+        name: "files_per_open_tenant",
+        unit: "files",
+        doc: "files an open tenant holds (database, -wal, -shm)",
+        role: Role::Limit,
+        min: 0.0,
+        min_exclusive: true,
+        max: 1000.0,
+        get: |w| w.files_per_open_tenant,
+        set: |w, v| w.files_per_open_tenant = v,
+    },
+    Field {
+        name: "headroom_fraction",
+        unit: "fraction",
+        doc: "share of the binding limit kept free",
+        role: Role::Economics,
+        min: 0.0,
+        min_exclusive: false,
+        max: 0.99,
+        get: |w| w.headroom_fraction,
+        set: |w, v| w.headroom_fraction = v,
+    },
+    Field {
+        name: "price_usd_per_tenant_month",
+        unit: "USD/month",
+        doc: "price charged per tenant per month",
+        role: Role::Economics,
+        min: 0.0,
+        min_exclusive: false,
+        max: 1_000_000.0,
+        get: |w| w.price_usd_per_tenant_month,
+        set: |w, v| w.price_usd_per_tenant_month = v,
+    },
+];
+
+impl Profile for WorkloadProfile {
+    const KIND: &'static str = "workload";
+
+    fn fields() -> &'static [Field<Self>] {
+        &FIELDS
+    }
+
+    fn blank() -> Self {
+        WorkloadProfile {
+            meta: ProfileMeta::default(),
+            tenant_create_mb: f64::NAN,
+            tenant_growth_mb_per_year: f64::NAN,
+            retention_years: f64::NAN,
+            requests_per_tenant_per_day: f64::NAN,
+            peak_to_average_ratio: f64::NAN,
+            op_in_flight_seconds: f64::NAN,
+            ram_mb_per_in_flight_op: f64::NAN,
+            ram_mb_per_idle_tenant: f64::NAN,
+            cpu_seconds_per_request: f64::NAN,
+            syncs_per_request: f64::NAN,
+            files_per_open_tenant: f64::NAN,
+            headroom_fraction: f64::NAN,
+            price_usd_per_tenant_month: f64::NAN,
+        }
+    }
+
+    fn meta(&self) -> &ProfileMeta {
+        &self.meta
+    }
+
+    fn meta_mut(&mut self) -> &mut ProfileMeta {
+        &mut self.meta
+    }
+
+    fn check_relations(&self) -> Result<(), (String, String)> {
+        if self.storage_bytes_per_tenant() <= 0.0 {
+            return Err((
+                "tenant_growth_mb_per_year".to_string(),
+                "tenant_create_mb + tenant_growth_mb_per_year x retention_years is 0: \
+                 a tenant must occupy some disk"
+                    .to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
