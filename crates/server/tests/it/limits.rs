@@ -1,0 +1,155 @@
+//! Admission control and limits: 413, 429, 503, 507, the open-tenant cap, slow clients.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use store::TenantId;
+
+use crate::util::{error_code, start_with};
+
+#[tokio::test]
+async fn body_over_the_limit_is_413() {
+    let srv = start_with(|_, http| http.max_body_bytes = 1024).await;
+    srv.create_tenant("a").await;
+    let r = srv.post_hook("a", "s", &"x".repeat(1025)).await;
+    assert_eq!(error_code(r).await, (413, "payload_too_large".into()));
+    assert_eq!(
+        srv.post_hook("a", "s", &"x".repeat(1024)).await.status(),
+        202
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn full_tenant_write_queue_is_429_with_retry_after() {
+    let srv = start_with(|pool, _| pool.max_queued_writes = 1).await;
+    srv.create_tenant("a").await;
+    let id = TenantId::parse("a").unwrap();
+    let held = srv.state.pool.writer(&id).await.unwrap();
+    let queued = {
+        let (http, url) = (srv.http.clone(), srv.url.clone());
+        tokio::spawn(async move {
+            http.post(format!("{url}/t/a/hooks/s"))
+                .body("q")
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    while srv.state.pool.queued_writes(&id) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = srv.post_hook("a", "s", "x").await;
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(error_code(r).await, (429, "tenant_overloaded".into()));
+    drop(held);
+    assert_eq!(queued.await.unwrap().status(), 202);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn too_many_requests_in_flight_is_503_with_retry_after() {
+    let srv = start_with(|_, http| http.max_in_flight = 1).await;
+    srv.create_tenant("a").await;
+    let id = TenantId::parse("a").unwrap();
+    let held = srv.state.pool.writer(&id).await.unwrap();
+    let in_flight = {
+        let (http, url) = (srv.http.clone(), srv.url.clone());
+        tokio::spawn(async move {
+            http.post(format!("{url}/t/a/hooks/s"))
+                .body("1")
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    while srv.state.metrics.in_flight() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = srv.post_hook("a", "s", "2").await;
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(error_code(r).await, (503, "overloaded".into()));
+    // Health checks are never refused.
+    let r = srv
+        .http
+        .get(format!("{}/healthz", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(held);
+    assert_eq!(in_flight.await.unwrap().status(), 202);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn quota_exceeded_is_507_and_the_file_stays_intact() {
+    let srv = start_with(|pool, _| pool.quota_bytes = 192 * 1024).await;
+    srv.create_tenant("small").await;
+    let body = "z".repeat(16 * 1024);
+    let mut accepted = 0;
+    let code = loop {
+        let r = srv.post_hook("small", "s", &body).await;
+        if r.status() == 202 {
+            accepted += 1;
+            assert!(accepted < 100, "quota never reached");
+            continue;
+        }
+        break error_code(r).await;
+    };
+    assert_eq!(code, (507, "quota_exceeded".into()));
+    let r = srv
+        .admin(reqwest::Method::GET, "/admin/tenants/small")
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["events"], accepted);
+    let path = srv.tenant_path("small");
+    let _dir = srv.stop().await;
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+#[tokio::test]
+async fn open_tenants_never_exceed_the_cap() {
+    let srv = start_with(|pool, _| pool.max_open = 8).await;
+    let ids: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+    for id in &ids {
+        srv.create_tenant(id).await;
+    }
+    for round in 0..2 {
+        for id in &ids {
+            assert_eq!(srv.post_hook(id, "s", "x").await.status(), 202);
+            let open = srv.metric("tenantd_open_tenants").await;
+            assert!(open <= 8.0, "round {round}: {open} open");
+        }
+    }
+    assert!(srv.metric("tenantd_evictions_total").await >= 72.0);
+    for id in &ids {
+        let r = srv
+            .admin(reqwest::Method::GET, &format!("/admin/tenants/{id}"))
+            .await;
+        assert_eq!(r.json::<Value>().await.unwrap()["events"], 2, "{id}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn slow_clients_are_disconnected_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = start_with(|_, http| http.header_read_timeout = Duration::from_millis(200)).await;
+    let mut s = tokio::net::TcpStream::connect(srv.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    // The server closes the connection; the generous outer timeout only guards against a hang.
+    let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "server kept a slow client's connection open");
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    srv.stop().await;
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real server on 127.0.0.1:0, real tenant files, HTTP via reqwest.
+//! One test binary (shared harness in `util`), one module per area.
+
+mod admin;
+mod flow;
+mod ids;
+mod limits;
+mod signatures;
+mod util;
