@@ -91,13 +91,18 @@ impl StmtError {
 
 impl From<rusqlite::Error> for StmtError {
     fn from(e: rusqlite::Error) -> Self {
+        // A denial recorded while preparing this statement is why it failed, whatever code
+        // SQLite chose (SQLITE_AUTH, or SQLITE_ERROR for functions).
+        if let Some(reason) = guard::take_denial() {
+            return StmtError::NotAuthorized { reason };
+        }
         match e {
             rusqlite::Error::SqliteFailure(err, message) => {
                 let message = message.unwrap_or_else(|| err.to_string());
                 match err.code {
-                    ErrorCode::AuthorizationForStatementDenied => StmtError::NotAuthorized {
-                        reason: guard::take_denial().unwrap_or(message),
-                    },
+                    ErrorCode::AuthorizationForStatementDenied => {
+                        StmtError::NotAuthorized { reason: message }
+                    }
                     ErrorCode::OperationInterrupted => match guard::take_budget_exceeded() {
                         Some(budget) => StmtError::TimeBudgetExceeded { budget },
                         None => StmtError::Sqlite {

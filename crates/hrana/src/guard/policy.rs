@@ -52,6 +52,16 @@ const READABLE_INTERNAL: &[&str] = &[
     "sqlite_stat4",
 ];
 
+/// Internal tables SQLite itself writes while running tenant DDL and AUTOINCREMENT inserts;
+/// direct edits of the schema tables are refused by SQLite (`DEFENSIVE`, no `writable_schema`).
+const WRITABLE_INTERNAL: &[&str] = &[
+    "sqlite_master",
+    "sqlite_schema",
+    "sqlite_temp_master",
+    "sqlite_temp_schema",
+    "sqlite_sequence",
+];
+
 /// Virtual tables/modules that expose raw pages or storage layout of every table.
 const RAW_STORAGE: &[&str] = &["dbstat", "sqlite_dbpage", "sqlite_dbdata", "sqlite_dbptr"];
 
@@ -75,6 +85,12 @@ fn in_list(list: &[&str], name: &str) -> bool {
 /// Decides one authorizer call: `Ok(())` allows, `Err(reason)` denies with a reason meant for
 /// the tenant's error message. `code` is SQLite's action code, `arg1`/`arg2` its arguments.
 pub fn decide(code: i32, arg1: Option<&str>, arg2: Option<&str>) -> Result<(), String> {
+    if code == ffi::SQLITE_ANALYZE && arg1.is_some_and(is_reserved) {
+        return Err(format!(
+            "ANALYZE would read the reserved table `{}`; analyze your own tables by name (ANALYZE t)",
+            arg1.unwrap_or_default()
+        ));
+    }
     for name in object_names(code, arg1, arg2).into_iter().flatten() {
         if is_reserved(name) {
             return Err(format!(
@@ -88,7 +104,9 @@ pub fn decide(code: i32, arg1: Option<&str>, arg2: Option<&str>) -> Result<(), S
         ffi::SQLITE_PRAGMA => pragma(arg1.unwrap_or(""), arg2),
         ffi::SQLITE_INSERT | ffi::SQLITE_UPDATE | ffi::SQLITE_DELETE => {
             let table = arg1.unwrap_or("");
-            if is_internal(table) || in_list(RAW_STORAGE, table) {
+            if (is_internal(table) && !in_list(WRITABLE_INTERNAL, table))
+                || in_list(RAW_STORAGE, table)
+            {
                 Err(format!(
                     "SQLite's internal table `{table}` cannot be written by tenant SQL"
                 ))
@@ -240,7 +258,6 @@ mod tests {
             (ffi::SQLITE_CREATE_TEMP_TRIGGER, r, Some("mine")),
             (ffi::SQLITE_CREATE_VIEW, r, None),
             (ffi::SQLITE_ALTER_TABLE, Some("main"), r),
-            (ffi::SQLITE_ANALYZE, r, None),
             (ffi::SQLITE_CREATE_VTABLE, r, Some("fts5")),
             (ffi::SQLITE_PRAGMA, Some("table_info"), r),
             (
@@ -252,6 +269,13 @@ mod tests {
             let err = decide(code, a1, a2).unwrap_err();
             assert!(err.contains("reserved for tenantd"), "{code}: {err}");
         }
+    }
+
+    #[test]
+    fn bare_analyze_names_the_fix() {
+        let err = decide(ffi::SQLITE_ANALYZE, Some("_tenantd_events"), None).unwrap_err();
+        assert!(err.contains("ANALYZE t"), "{err}");
+        assert!(decide(ffi::SQLITE_ANALYZE, Some("items"), None).is_ok());
     }
 
     #[test]
@@ -283,8 +307,11 @@ mod tests {
     fn internal_tables_and_raw_storage() {
         assert!(decide(ffi::SQLITE_READ, Some("sqlite_master"), Some("sql")).is_ok());
         assert!(decide(ffi::SQLITE_READ, Some("sqlite_sequence"), Some("seq")).is_ok());
-        assert!(decide(ffi::SQLITE_INSERT, Some("sqlite_sequence"), None).is_err());
-        assert!(decide(ffi::SQLITE_UPDATE, Some("sqlite_master"), Some("sql")).is_err());
+        // SQLite writes these for tenant DDL; it refuses direct schema edits itself.
+        assert!(decide(ffi::SQLITE_INSERT, Some("sqlite_master"), None).is_ok());
+        assert!(decide(ffi::SQLITE_UPDATE, Some("sqlite_sequence"), Some("seq")).is_ok());
+        assert!(decide(ffi::SQLITE_INSERT, Some("sqlite_stat1"), None).is_err());
+        assert!(decide(ffi::SQLITE_DELETE, Some("sqlite_stat4"), None).is_err());
         assert!(decide(ffi::SQLITE_READ, Some("dbstat"), Some("name")).is_err());
         assert!(decide(ffi::SQLITE_READ, Some("sqlite_dbpage"), Some("data")).is_err());
         assert!(decide(ffi::SQLITE_CREATE_VTABLE, Some("x"), Some("dbstat")).is_err());

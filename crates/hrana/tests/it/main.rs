@@ -1,0 +1,7 @@
+//! Integration tests of the hrana crate against real SQLite, one binary with shared helpers.
+
+mod cursor;
+mod exec;
+mod guard;
+mod legacy;
+mod util;
