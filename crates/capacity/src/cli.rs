@@ -45,16 +45,32 @@ pub struct Opts {
     #[arg(long, global = true, value_name = "NAME|FILE", default_value = "seed")]
     pub workload: String,
     /// Years of data kept per tenant (overrides the workload's retention_years)
-    #[arg(long, global = true, value_name = "YEARS")]
+    #[arg(
+        long,
+        global = true,
+        allow_negative_numbers = true,
+        value_name = "YEARS"
+    )]
     pub years: Option<f64>,
     /// Price per tenant per month, USD (overrides price_usd_per_tenant_month)
-    #[arg(long, global = true, value_name = "USD")]
+    #[arg(long, global = true, allow_negative_numbers = true, value_name = "USD")]
     pub price: Option<f64>,
     /// Fraction of the binding limit kept free (overrides headroom_fraction)
-    #[arg(long, global = true, value_name = "FRACTION")]
+    #[arg(
+        long,
+        global = true,
+        allow_negative_numbers = true,
+        value_name = "FRACTION"
+    )]
     pub headroom: Option<f64>,
     /// Gross margin to compute a price for, as a fraction
-    #[arg(long, global = true, value_name = "FRACTION", default_value_t = 0.8)]
+    #[arg(
+        long,
+        global = true,
+        allow_negative_numbers = true,
+        value_name = "FRACTION",
+        default_value_t = 0.8
+    )]
     pub target_margin: f64,
     /// Output format
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
