@@ -237,3 +237,39 @@ async fn create_is_exclusive_and_delete_removes_every_file() {
     ));
     assert!(files_of(&pool, &id).is_empty());
 }
+
+#[tokio::test]
+async fn a_growing_wal_is_checkpointed_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| c.wal_checkpoint_pages = 20);
+    let id = t("grow");
+    pool.create(&id, events::init_schema).await.unwrap();
+    static BODY: [u8; 8192] = [1u8; 8192];
+    for _ in 0..10 {
+        insert(&pool, &id, &BODY).await.unwrap();
+    }
+    let wal = store::layout::companion_paths(&pool.path_of(&id))[0].clone();
+    assert!(std::fs::metadata(&wal).unwrap().len() > 20 * 4096);
+    let checkpoints = || {
+        pool.stats()
+            .checkpoints
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(checkpoints(), 0, "no checkpoint on the request path");
+    pool.maintain_at(Instant::now()).await;
+    // The checkpoint runs as its own task; wait for it (bounded).
+    for _ in 0..500 {
+        if checkpoints() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(checkpoints(), 1);
+    assert_eq!(
+        std::fs::metadata(&wal).unwrap().len(),
+        0,
+        "TRUNCATE checkpoint empties the WAL"
+    );
+    assert!(pool.is_open(&id), "a checkpoint does not close the tenant");
+    assert_eq!(count(&pool, &id).await, 10);
+}

@@ -43,7 +43,7 @@ async fn every_bad_tenant_id_is_a_400_on_every_route() {
     assert_eq!(error_code(r).await, (400, "invalid_source".into()));
     assert!(srv.tenant_files().is_empty(), "{:?}", srv.tenant_files());
     assert!(
-        std::fs::read_dir(srv.dir.path()).unwrap().count() <= 1,
+        std::fs::read_dir(&srv.data).unwrap().count() <= 1,
         "only tenants/ exists"
     );
     srv.stop().await;

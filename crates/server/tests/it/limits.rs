@@ -153,3 +153,54 @@ async fn slow_clients_are_disconnected_after_the_header_timeout() {
     assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
     srv.stop().await;
 }
+
+/// Unmounts the small tmpfs even if the test fails.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Needs root (CI and the dev machines run as root): a 1 MiB tmpfs is the full disk.
+#[tokio::test]
+async fn disk_full_is_507_and_nothing_is_corrupted() {
+    let holder = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(holder.path())
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mounting a tmpfs needs root");
+    let _mount = Mount(holder.path().to_owned());
+    let data = holder.path().join("data");
+    let srv = crate::util::start_in(&data, |_, _| {}).await;
+    srv.create_tenant("full").await;
+    let body = "f".repeat(64 * 1024);
+    let mut accepted = 0;
+    let code = loop {
+        let r = srv.post_hook("full", "s", &body).await;
+        if r.status() == 202 {
+            accepted += 1;
+            assert!(accepted < 100, "disk never filled");
+            continue;
+        }
+        break error_code(r).await;
+    };
+    assert_eq!(code, (507, "disk_full".into()));
+    // Still serving, and everything acknowledged is there.
+    let r = srv.admin(reqwest::Method::GET, "/admin/tenants/full").await;
+    assert_eq!(r.json::<Value>().await.unwrap()["events"], accepted);
+    let path = srv.tenant_path("full");
+    srv.stop().await;
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM _tenantd_events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, accepted);
+}

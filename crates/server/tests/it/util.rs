@@ -12,6 +12,7 @@ pub struct TestServer {
     pub state: AppState,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
+    pub data: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -22,7 +23,25 @@ pub async fn start() -> TestServer {
 
 pub async fn start_with(tweak: impl FnOnce(&mut PoolConfig, &mut HttpConfig)) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let mut pool_cfg = PoolConfig::new(dir.path());
+    let data = dir.path().to_owned();
+    start_at(dir, &data, tweak).await
+}
+
+/// A server whose data dir is `data` (e.g. on a special filesystem the test mounted).
+pub async fn start_in(
+    data: &std::path::Path,
+    tweak: impl FnOnce(&mut PoolConfig, &mut HttpConfig),
+) -> TestServer {
+    std::fs::create_dir_all(data).unwrap();
+    start_at(tempfile::tempdir().unwrap(), data, tweak).await
+}
+
+async fn start_at(
+    dir: tempfile::TempDir,
+    data: &std::path::Path,
+    tweak: impl FnOnce(&mut PoolConfig, &mut HttpConfig),
+) -> TestServer {
+    let mut pool_cfg = PoolConfig::new(data);
     let mut http = HttpConfig::default();
     tweak(&mut pool_cfg, &mut http);
     let pool = TenantPool::open(pool_cfg).unwrap();
@@ -45,6 +64,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut PoolConfig, &mut HttpConfig)) ->
         state,
         http: reqwest::Client::new(),
         dir,
+        data: data.to_owned(),
         stop: Some(stop),
         task: Some(task),
     }
@@ -68,7 +88,7 @@ impl TestServer {
             }
         }
         let mut out = Vec::new();
-        walk(&self.dir.path().join("tenants"), &mut out);
+        walk(&self.data.join("tenants"), &mut out);
         out.sort();
         out
     }

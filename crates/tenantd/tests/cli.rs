@@ -1,0 +1,118 @@
+//! The CLI against the real binary: `tenantd tenant …` and `tenantd hook set` drive a running
+//! server through the admin API; bad flags and config give clear errors.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn tenantd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tenantd"));
+    c.env_remove("TENANTD_ADMIN_TOKEN")
+        .env_remove("TENANTD_URL")
+        .env_remove("TENANTD_DATA");
+    c
+}
+
+fn run(args: &[&str], data: &std::path::Path, url: &str) -> (bool, String, String) {
+    let out = tenantd()
+        .args(args)
+        .arg("--url")
+        .arg(url)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn tenant_and_hook_commands_drive_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let mut child = tenantd()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--data")
+        .arg(data)
+        .env("TENANTD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(u) = line.strip_prefix("tenantd listening on ") {
+            break u.to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+
+    let (ok, out, err) = run(&["tenant", "create", "acme"], data, &url);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "created acme");
+    let (ok, _, err) = run(&["tenant", "create", "acme"], data, &url);
+    assert!(!ok);
+    assert!(err.contains("tenant_exists"), "{err}");
+    let (ok, _, err) = run(&["tenant", "create", "Bad"], data, &url);
+    assert!(!ok);
+    assert!(err.contains("invalid_tenant_id"), "{err}");
+    run(&["tenant", "create", "beta"], data, &url);
+    let (ok, out, _) = run(&["tenant", "list", "--page", "1"], data, &url);
+    assert!(ok);
+    let mut listed: Vec<&str> = out.lines().collect();
+    listed.sort();
+    assert_eq!(listed, ["acme", "beta"]);
+    let (ok, out, err) = run(
+        &[
+            "hook", "set", "--tenant", "acme", "--source", "gh", "--scheme", "github", "--secret",
+            "s",
+        ],
+        data,
+        &url,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("\"secret_set\":true") && !out.contains("\"s\""),
+        "{out}"
+    );
+    let (ok, out, _) = run(&["tenant", "show", "acme"], data, &url);
+    assert!(ok);
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["hooks"][0]["scheme"], "github");
+    let (ok, out, _) = run(&["tenant", "delete", "beta"], data, &url);
+    assert!(ok, "{out}");
+    let (ok, _, err) = run(&["tenant", "show", "beta"], data, &url);
+    assert!(!ok && err.contains("tenant_not_found"), "{err}");
+    // Without a token file the CLI says where it looked.
+    let empty = tempfile::tempdir().unwrap();
+    let (ok, _, err) = run(&["tenant", "list"], empty.path(), &url);
+    assert!(!ok && err.contains("admin.token"), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn bad_serve_settings_fail_fast_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tenantd()
+        .args(["serve", "--idle-ttl", "soon", "--listen", "127.0.0.1:0"])
+        .arg("--data")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("idle_ttl"));
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "max_opn = 3\n").unwrap();
+    let out = tenantd()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("max_opn"), "{err}");
+}
