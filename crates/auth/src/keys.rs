@@ -154,7 +154,15 @@ impl Keys {
                 path: path.to_owned(),
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                write_new(path, format!("{expected}\n").as_bytes(), 0o644)
+                match write_new(path, format!("{expected}\n").as_bytes(), 0o644) {
+                    // Another process wrote it meanwhile: it must hold the same key.
+                    Err(KeyError::Io { source, .. })
+                        if source.kind() == io::ErrorKind::AlreadyExists =>
+                    {
+                        self.ensure_public_file(path)
+                    }
+                    other => other,
+                }
             }
             Err(source) => Err(KeyError::Io {
                 path: path.to_owned(),
@@ -302,6 +310,25 @@ mod tests {
             Keys::load_or_create(&path),
             Err(KeyError::PublicKeyMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn racing_creators_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwt.key");
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    Keys::load_or_create(&path).map(|k| k.public_key_base64())
+                })
+            })
+            .collect();
+        let keys: Vec<String> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect();
+        assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
     }
 
     #[test]
