@@ -48,14 +48,17 @@ impl<P> Field<P> {
             return Err("must be finite".to_string());
         }
         if self.min_exclusive && value <= self.min {
-            return Err(format!("must be greater than {} ({})", self.min, self.unit));
+            return Err(format!(
+                "must be greater than {} (in {})",
+                self.min, self.unit
+            ));
         }
         if value < self.min {
-            return Err(format!("must be at least {} ({})", self.min, self.unit));
+            return Err(format!("must be at least {} (in {})", self.min, self.unit));
         }
         if value > self.max {
             return Err(format!(
-                "must be at most {} ({}): a larger value is almost certainly a unit mistake",
+                "must be at most {} (in {}): a larger value is almost certainly a unit mistake",
                 self.max, self.unit
             ));
         }

@@ -85,7 +85,7 @@ static FIELDS: [Field<MachineProfile>; 8] = [
     },
     Field {
         name: "ram_gb",
-        unit: "GB (10^9 B)",
+        unit: "decimal GB",
         doc: "RAM of the machine",
         role: Role::Limit,
         min: 0.0,
@@ -96,7 +96,7 @@ static FIELDS: [Field<MachineProfile>; 8] = [
     },
     Field {
         name: "os_reserve_gb",
-        unit: "GB (10^9 B)",
+        unit: "decimal GB",
         doc: "RAM kept for the OS and the server process, not for tenant operations",
         role: Role::Limit,
         min: 0.0,
@@ -107,7 +107,7 @@ static FIELDS: [Field<MachineProfile>; 8] = [
     },
     Field {
         name: "disk_gb",
-        unit: "GB (10^9 B)",
+        unit: "decimal GB",
         doc: "disk (volume) space for tenant files",
         role: Role::Limit,
         min: 0.0,

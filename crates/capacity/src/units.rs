@@ -147,13 +147,20 @@ pub fn plural(x: f64, noun: &str) -> String {
     }
 }
 
-/// A fraction as a percentage with at most one decimal (`0.998` -> `99.8%`, `0.25` -> `25%`).
+/// A fraction as a percentage: one decimal, two above 99% so 99.96% does not print as 100%
+/// (`0.998` -> `99.8%`, `0.25` -> `25%`, `0.9996` -> `99.96%`).
 pub fn percent(x: f64) -> String {
     if !x.is_finite() {
         return "n/a".to_string();
     }
-    let text = format!("{:.1}", x * 100.0);
-    format!("{}%", text.strip_suffix(".0").unwrap_or(&text))
+    let decimals = if x > 0.99 && x < 1.0 { 2 } else { 1 };
+    let text = format!("{:.decimals$}", x * 100.0);
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    format!("{text}%")
 }
 
 #[cfg(test)]
@@ -206,5 +213,7 @@ mod tests {
     fn percent_has_one_decimal() {
         assert_eq!(percent(0.998), "99.8%");
         assert_eq!(percent(0.25), "25%");
+        assert_eq!(percent(0.9996), "99.96%");
+        assert_eq!(percent(0.981), "98.1%");
     }
 }

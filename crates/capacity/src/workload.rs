@@ -71,7 +71,7 @@ impl WorkloadProfile {
 static FIELDS: [Field<WorkloadProfile>; 13] = [
     Field {
         name: "tenant_create_mb",
-        unit: "MB (10^6 B)",
+        unit: "decimal MB",
         doc: "size of a new tenant's file",
         role: Role::Limit,
         min: 0.0,
@@ -137,7 +137,7 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
     },
     Field {
         name: "ram_mb_per_in_flight_op",
-        unit: "MB (10^6 B)",
+        unit: "decimal MB",
         doc: "RAM held by one in-flight operation",
         role: Role::Limit,
         min: 0.0,
@@ -148,7 +148,7 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
     },
     Field {
         name: "ram_mb_per_idle_tenant",
-        unit: "MB (10^6 B)",
+        unit: "decimal MB",
         doc: "RAM an idle tenant holds (0 = scale to zero)",
         role: Role::Limit,
         min: 0.0,

@@ -249,7 +249,7 @@ pub fn check_seed(workload: &WorkloadProfile, claims: &[Claim], wide: bool) -> V
         )),
         Block::Para(format!(
             "{} claims: {} hold, {} hold only under a condition the seed does not state, {} \
-             do not hold. Every input and its source: `tenantd capacity profiles seed`.",
+             do not hold. Inputs and their sources: `tenantd capacity profiles NAME|FILE`.",
             claims.len(),
             tally(Verdict::Holds),
             tally(Verdict::HoldsIf),
