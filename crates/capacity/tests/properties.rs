@@ -119,7 +119,8 @@ proptest! {
         let grown = ((field.get)(&m) * factor).min(field.max);
         (field.set)(&mut more, grown);
         prop_assume!(more.validate().is_ok());
-        prop_assert!(evaluate(&more, &w).supported_tenants >= evaluate(&m, &w).supported_tenants);
+        let (after, before) = (evaluate(&more, &w), evaluate(&m, &w));
+        prop_assert!(after.supported_tenants >= before.supported_tenants);
     }
 
     #[test]
@@ -134,7 +135,8 @@ proptest! {
         let grown = ((field.get)(&w) * factor).min(field.max);
         (field.set)(&mut heavier, grown);
         prop_assume!(heavier.validate().is_ok());
-        prop_assert!(evaluate(&m, &heavier).supported_tenants <= evaluate(&m, &w).supported_tenants);
+        let (after, before) = (evaluate(&m, &heavier), evaluate(&m, &w));
+        prop_assert!(after.supported_tenants <= before.supported_tenants);
     }
 
     #[test]

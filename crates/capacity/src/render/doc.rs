@@ -249,7 +249,11 @@ mod tests {
         let text = to_text(&sample());
         assert_eq!(
             text,
-            "Limits\n======\n\nconstraint  tenants\n----------  -------\nstorage       5,000\nmemory        2,000\n"
+            "Limits\n======\n\n\
+             constraint  tenants\n\
+             ----------  -------\n\
+             storage       5,000\n\
+             memory        2,000\n"
         );
     }
 
