@@ -8,7 +8,9 @@
 mod admin_token;
 mod cli_admin;
 mod config;
+mod migrate_cmd;
 mod serve;
+mod token_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +42,13 @@ enum Cmd {
     },
     /// The capacity and cost model: tenants per machine, cost per tenant, the seed's claims.
     Capacity(capacity::cli::CapacityCmd),
+    /// Per-tenant SQL tokens (JWT, Ed25519) for libSQL clients.
+    Token {
+        #[command(subcommand)]
+        cmd: token_cmd::TokenCmd,
+    },
+    /// Apply numbered SQL migrations to every tenant.
+    Migrate(migrate_cmd::MigrateArgs),
     /// Benchmark helpers: provision tenant files, measure the server on this machine.
     Bench(bench::cli::BenchCmd),
 }
@@ -49,6 +58,8 @@ fn main() {
     let result = match cli.cmd {
         Cmd::Capacity(c) => capacity::cli::run(c),
         Cmd::Bench(c) => bench::cli::run(c),
+        Cmd::Token { cmd } => token_cmd::run(cmd),
+        Cmd::Migrate(args) => migrate_cmd::run(args),
         Cmd::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Cmd::Tenant { remote, cmd } => {
             runtime().and_then(|rt| rt.block_on(cli_admin::run_tenant(&remote, cmd)))
