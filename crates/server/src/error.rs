@@ -57,6 +57,9 @@ pub enum ApiError {
     /// The disk is full.
     #[error("disk full")]
     DiskFull,
+    /// The tenant is behind the configured migrations and migrating it failed.
+    #[error("{0}")]
+    MigrationFailed(String),
     /// The server is shutting down.
     #[error("server is shutting down")]
     ShuttingDown,
@@ -84,6 +87,7 @@ impl ApiError {
             Overloaded(_) => ("overloaded", StatusCode::SERVICE_UNAVAILABLE),
             QuotaExceeded => ("quota_exceeded", StatusCode::INSUFFICIENT_STORAGE),
             DiskFull => ("disk_full", StatusCode::INSUFFICIENT_STORAGE),
+            MigrationFailed(_) => ("migration_failed", StatusCode::SERVICE_UNAVAILABLE),
             ShuttingDown => ("shutting_down", StatusCode::SERVICE_UNAVAILABLE),
             Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -100,6 +104,7 @@ impl From<StoreError> for ApiError {
             StoreError::PoolExhausted => ApiError::Overloaded("too many tenants in use"),
             StoreError::QuotaExceeded => ApiError::QuotaExceeded,
             StoreError::DiskFull => ApiError::DiskFull,
+            StoreError::MigrationFailed(why) => ApiError::MigrationFailed(why),
             StoreError::ShuttingDown => ApiError::ShuttingDown,
             StoreError::Sqlite(e) => ApiError::Internal(format!("sqlite: {e}")),
             StoreError::Io(e) => ApiError::Internal(format!("io: {e}")),

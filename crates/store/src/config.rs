@@ -1,7 +1,10 @@
 //! Pool configuration: durability mode and the knobs that bound RAM and file descriptors.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::migrate::MigrationSet;
 
 /// What a 2xx promises about a committed write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -79,6 +82,8 @@ pub struct PoolConfig {
     pub readers_per_tenant: usize,
     /// How long a statement waits for a lock held by another connection.
     pub busy_timeout: Duration,
+    /// Migrations applied to a tenant that is behind when it is opened (none by default).
+    pub migrations: Option<Arc<MigrationSet>>,
 }
 
 impl PoolConfig {
@@ -96,6 +101,7 @@ impl PoolConfig {
             sqlite_heap_limit: DEFAULT_SQLITE_HEAP_LIMIT,
             readers_per_tenant: DEFAULT_READERS_PER_TENANT,
             busy_timeout: Duration::from_secs(5),
+            migrations: None,
         }
     }
 

@@ -25,6 +25,10 @@ pub enum StoreError {
     /// The disk is full.
     #[error("disk full")]
     DiskFull,
+    /// The tenant is behind the configured migrations and migrating it failed; it is not
+    /// served on an old schema.
+    #[error("tenant migration failed: {0}")]
+    MigrationFailed(String),
     /// The pool is shutting down.
     #[error("shutting down")]
     ShuttingDown,

@@ -6,6 +6,7 @@
 //! - [`connection`]: opening/closing one connection with tenantd's SQLite settings;
 //! - [`pool`]: the scale-to-zero pool (open on demand, idle TTL, LRU cap, one writer per tenant,
 //!   background checkpoints);
+//! - [`migrate`]: numbered SQL migrations for one tenant and for the whole fleet;
 //! - [`events`]: the reserved `_tenantd_*` tables (webhook sources and events) inside each file;
 //! - [`stats`], [`sys`]: pool metrics; fd limit, SQLite heap limit, heap trimming.
 #![deny(missing_docs)]
@@ -15,6 +16,7 @@ pub mod connection;
 pub mod error;
 pub mod events;
 pub mod layout;
+pub mod migrate;
 pub mod name;
 pub mod pool;
 pub mod stats;

@@ -74,6 +74,8 @@ struct Slot {
     last_used_ms: AtomicU64,
     wal_pages: Arc<AtomicI32>,
     checkpointing: AtomicBool,
+    /// The writer was opened and the tenant is at the configured schema version.
+    migrated: AtomicBool,
 }
 
 /// How a closed tenant's connections are closed.
@@ -189,6 +191,10 @@ impl TenantPool {
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
         let lease = self.lease(id)?;
+        if !lease.slot.migrated.load(Ordering::Acquire) {
+            // Opening the writer migrates the tenant; never read an old schema.
+            self.writer(id).await?.run(|_| ()).await?;
+        }
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let slot = &lease.slot;
@@ -400,6 +406,7 @@ impl TenantPool {
             last_used_ms: AtomicU64::new(inner.now_ms(Instant::now())),
             wal_pages: Arc::new(AtomicI32::new(0)),
             checkpointing: AtomicBool::new(false),
+            migrated: AtomicBool::new(inner.cfg.migrations.is_none()),
         });
         map.insert(id.clone(), Entry::Open(slot.clone()));
         inner.stats.open_tenants.fetch_add(1, Ordering::Relaxed);
@@ -692,12 +699,13 @@ impl WriterGuard {
                 None => {
                     let inner = &lease.inner;
                     let pages = Some(lease.slot.wal_pages.clone());
-                    connection::open_existing(&lease.slot.path, Access::Write, &inner.cfg, pages)
+                    open_writer(&lease.slot, &inner.cfg, pages)
                         .map(|c| {
                             inner
                                 .stats
                                 .connections_opened
                                 .fetch_add(1, Ordering::Relaxed);
+                            lease.slot.migrated.store(true, Ordering::Release);
                             *conn = Some(c);
                         })
                         .inspect_err(|_| inner.forget_if_unopened(&lease.slot))
@@ -717,6 +725,33 @@ impl WriterGuard {
             result,
         ))
     }
+}
+
+/// Opens a tenant's writer and brings its schema up to the configured migrations.
+fn open_writer(
+    slot: &Slot,
+    cfg: &PoolConfig,
+    pages: Option<Arc<AtomicI32>>,
+) -> Result<Connection, StoreError> {
+    let conn = connection::open_existing(&slot.path, Access::Write, cfg, pages)?;
+    if let Some(set) = &cfg.migrations {
+        match crate::migrate::apply(&conn, set, false)? {
+            crate::migrate::Outcome::Failed {
+                at,
+                migration,
+                error,
+            } => {
+                tracing::error!(tenant = %slot.id, at, %migration, %error, "tenant migration failed");
+                connection::close_fast(conn);
+                return Err(StoreError::MigrationFailed(format!("{migration}: {error}")));
+            }
+            crate::migrate::Outcome::Migrated { from, to } => {
+                tracing::info!(tenant = %slot.id, from, to, "tenant migrated on open");
+            }
+            crate::migrate::Outcome::UpToDate(_) => {}
+        }
+    }
+    Ok(conn)
 }
 
 /// Maps `SQLITE_FULL` to a quota or disk-full error, by comparing the file's size with its

@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Per-tenant database size quota, e.g. 1GiB [default: 1GiB].
     #[arg(long, env = "TENANTD_QUOTA", value_name = "BYTES")]
     pub quota: Option<String>,
+    /// Directory of numbered SQL migrations (NNNN_name.sql) applied to a tenant that is behind
+    /// when it is opened [default: none].
+    #[arg(long, env = "TENANTD_MIGRATIONS", value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "TENANTD_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -85,6 +89,7 @@ pub struct FileConfig {
     header_read_timeout: Option<String>,
     log_format: Option<LogFormat>,
     admin_token: Option<String>,
+    migrations: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -150,6 +155,11 @@ impl Settings {
         }
         if let Some(v) = file.readers_per_tenant {
             pool.readers_per_tenant = v;
+        }
+        if let Some(dir) = args.migrations.as_ref().or(file.migrations.as_ref()) {
+            let set = store::migrate::MigrationSet::load_dir(dir)
+                .with_context(|| format!("migrations: cannot use {}", dir.display()))?;
+            pool.migrations = Some(std::sync::Arc::new(set));
         }
         let mut http = HttpConfig::default();
         if let Some(v) = args.max_in_flight.or(file.max_in_flight) {

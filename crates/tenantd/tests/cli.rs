@@ -116,3 +116,68 @@ fn bad_serve_settings_fail_fast_naming_the_setting() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("max_opn"), "{err}");
 }
+
+#[test]
+fn migrate_reports_every_tenant_and_fails_on_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let pool = store::TenantPool::open(store::PoolConfig::new(&data)).unwrap();
+        for id in ["a", "b", "c"] {
+            let id = store::TenantId::parse(id).unwrap();
+            pool.create(&id, store::events::init_schema).await.unwrap();
+        }
+        let c = store::TenantId::parse("c").unwrap();
+        pool.write(&c, |conn| Ok(conn.execute_batch("CREATE TABLE notes(x)")?))
+            .await
+            .unwrap();
+        pool.shutdown(std::time::Duration::from_secs(5)).await;
+    });
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    std::fs::write(
+        migrations.join("0001_notes.sql"),
+        "CREATE TABLE notes(id INTEGER PRIMARY KEY);",
+    )
+    .unwrap();
+    let migrate = |extra: &[&str]| {
+        let out = tenantd()
+            .arg("migrate")
+            .arg("--dir")
+            .arg(&migrations)
+            .arg("--data")
+            .arg(&data)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, out) = migrate(&["--dry-run"]);
+    assert!(!ok);
+    assert!(
+        out.contains("3 tenants: would migrate 2") && out.contains("FAILED c"),
+        "{out}"
+    );
+    let (ok, out) = migrate(&[]);
+    assert!(!ok);
+    assert!(
+        out.contains("3 tenants: migrated 2") && out.contains("FAILED c"),
+        "{out}"
+    );
+    std::fs::remove_file(migrations.join("0001_notes.sql")).unwrap();
+    std::fs::write(
+        migrations.join("0001_notes.sql"),
+        "CREATE TABLE IF NOT EXISTS notes(id INTEGER PRIMARY KEY);",
+    )
+    .unwrap();
+    let (ok, out) = migrate(&[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("3 tenants: migrated 1, already at version 1 2, failed 0"),
+        "{out}"
+    );
+}

@@ -181,3 +181,31 @@ async fn health_readiness_and_metrics() {
     }
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_tenant_whose_migration_fails_is_503_not_served_on_an_old_schema() {
+    use store::migrate::{Migration, MigrationSet};
+    let migration = Migration {
+        version: 1,
+        name: "0001_t.sql".into(),
+        sql: "CREATE TABLE t(x)".into(),
+    };
+    let set = std::sync::Arc::new(MigrationSet::new(vec![migration]).unwrap());
+    let srv = crate::util::start_with(|pool, _| pool.migrations = Some(set)).await;
+    srv.create_tenant("good").await;
+    srv.create_tenant("bad").await;
+    let bad = store::TenantId::parse("bad").unwrap();
+    // Make "bad" unmigratable behind the pool's back (as an old tenant with a clashing table).
+    let path = srv.state.pool.path_of(&bad);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(y)")
+        .unwrap();
+    assert_eq!(srv.post_hook("good", "s", "x").await.status(), 202);
+    let r = srv.post_hook("bad", "s", "x").await;
+    assert_eq!(
+        crate::util::error_code(r).await,
+        (503, "migration_failed".into())
+    );
+    srv.stop().await;
+}
