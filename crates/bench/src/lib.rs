@@ -1,4 +1,16 @@
-//! Benchmark support for tenantd (work in progress).
+//! Benchmark support for tenantd.
+//!
+//! - [`names`]: the benchmark's tenant names (`tenant00000`, …), shared with the wrk script;
+//! - [`template`]: one template tenant file per layout (tenantd's schema, or the seed peers'
+//!   plain WAL file);
+//! - [`provision`]: copies the template to every tenant's path, fast, for load runs;
+//! - [`cli`]: `tenantd bench …`.
+//!
+//! The load runs themselves are driven by the scripts in `bench/` (wrk + bash); see
+//! `docs/BENCHMARKS.md`.
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod names;
+pub mod provision;
+pub mod template;

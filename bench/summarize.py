@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Markdown tables and target checks from one bench/run.sh output directory.
+
+usage: bench/summarize.py bench/results/<timestamp>   (reads results.jsonl, rss_idle_files.jsonl)
+Ratios are against the Bun seed server in the same storage and workload (medians over reps).
+"""
+import json
+import os
+import statistics
+import sys
+
+MIB = 1024.0
+TARGETS = {  # (storage, server) -> minimum req/s ratio vs bun
+    ("disk", "tenantd-crash"): 30,
+    ("disk", "tenantd-fsync"): 10,
+    ("tmpfs", "tenantd-crash"): 3,
+    ("tmpfs", "tenantd-fsync"): 3,
+}
+P99_MS = 10.0           # crash mode, 64 connections
+IDLE_DELTA_MIB = 10.0   # RSS after idle - RSS at start
+FILES_DELTA_MIB = 2.0   # RSS with N idle tenant files - RSS with none
+
+
+def load(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def med(rows, key):
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt_list(rows, key, scale=1.0, digits=0):
+    vals = [r.get(key) for r in rows]
+    return ", ".join("-" if v is None else f"{v / scale:,.{digits}f}" for v in vals)
+
+
+def pairs(rows, a, b):
+    return ", ".join("%s -> %s" % (r.get(a), r.get(b)) for r in rows)
+
+
+def checks_of(rows):
+    return ", ".join("%s (%s >= %s)" % (r["rows_check"], format(r["rows_stored"], ","), format(r["ok2xx"], ","))
+                     for r in rows)
+
+
+def main():
+    out = sys.argv[1]
+    runs = load(os.path.join(out, "results.jsonl"))
+    files = load(os.path.join(out, "rss_idle_files.jsonl"))
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["storage"], r["dist"], r["T"]), {}).setdefault(r["server"], []).append(r)
+    checks = []
+    print("| storage | workload | server | req/s | x Bun | p50 ms | p99 ms | non-2xx / timeouts |"
+          " RSS 1 s after start MiB | peak RSS MiB | RSS after idle MiB | idle - start MiB |"
+          " fds end -> idle | open tenants end -> idle | rows >= 2xx | server CPU us/req |")
+    print("|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|---|---:|")
+    for (storage, dist, T), by_srv in groups.items():
+        bun = med(by_srv.get("bun", []), "rps")
+        for srv, rs in by_srv.items():
+            rps = med(rs, "rps")
+            ratio = f"{rps / bun:.1f}x" if bun and rps is not None else "-"
+            deltas = [(r["rss_idle_kb"] - r["rss_start_kb"]) / MIB for r in rs]
+            cpu = [1e6 * r["server_cpu_s"] / r["requests"] if r.get("requests") else None for r in rs]
+            print(f"| {storage} | {dist} T={T:,} | {srv} | {fmt_list(rs, 'rps')} | {ratio} |"
+                  f" {fmt_list(rs, 'lat_p50_ms', digits=2)} | {fmt_list(rs, 'lat_p99_ms', digits=2)} |"
+                  f" {fmt_list(rs, 'non2xx')} / {fmt_list(rs, 'err_timeout')} |"
+                  f" {fmt_list(rs, 'rss_start_kb', MIB, 1)} | {fmt_list(rs, 'peak_rss_kb', MIB, 1)} |"
+                  f" {fmt_list(rs, 'rss_idle_kb', MIB, 1)} | {', '.join(f'{d:+.1f}' for d in deltas)} |"
+                  f" {pairs(rs, 'fds_end', 'fds_idle')} |"
+                  f" {pairs(rs, 'open_tenants_end', 'open_tenants_idle')} |"
+                  f" {checks_of(rs)} |"
+                  f" {', '.join('-' if c is None else f'{c:.0f}' for c in cpu)} |")
+            want = TARGETS.get((storage, srv))
+            if want and bun and rps is not None:
+                checks.append((f"{storage} {dist} {srv} req/s >= {want}x Bun", f"{rps / bun:.1f}x", rps / bun >= want))
+            if srv == "tenantd-crash":
+                p99 = max(r["lat_p99_ms"] for r in rs)
+                checks.append((f"{storage} {dist} crash p99 < {P99_MS:.0f} ms", f"{p99:.2f} ms", p99 < P99_MS))
+            if srv.startswith("tenantd"):
+                worst = max(deltas, key=abs)
+                checks.append((f"{storage} {dist} {srv} RSS after idle within {IDLE_DELTA_MIB:.0f} MiB of start",
+                               f"{worst:+.1f} MiB", abs(worst) <= IDLE_DELTA_MIB))
+    if files:
+        print()
+        print("| RSS at start (tenantd fsync, same flags) | reps: RSS 1 s after start MiB | 3 s after start MiB | fds |")
+        print("|---|---|---|---|")
+        by = {}
+        for r in files:
+            by.setdefault(r["which"], []).append(r)
+        for which, rs in by.items():
+            print(f"| {rs[0]['tenant_files']:,} idle tenant files | {fmt_list(rs, 'rss_1s_kb', MIB, 2)} |"
+                  f" {fmt_list(rs, 'rss_3s_kb', MIB, 2)} | {fmt_list(rs, 'fds')} |")
+        if "full" in by and "empty" in by:
+            d = (med(by["full"], "rss_3s_kb") - med(by["empty"], "rss_3s_kb")) / MIB
+            checks.append((f"RSS with {by['full'][0]['tenant_files']:,} idle files = RSS with none "
+                           f"+- {FILES_DELTA_MIB:.0f} MiB", f"{d:+.2f} MiB", abs(d) <= FILES_DELTA_MIB))
+    print()
+    print("| target | measured | met |")
+    print("|---|---|---|")
+    for name, got, ok in checks:
+        print(f"| {name} | {got} | {'yes' if ok else '**no**'} |")
+
+
+main()
