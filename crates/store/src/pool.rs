@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
-use tokio::sync::{Notify, OwnedMutexGuard};
+use tokio::sync::{watch, Notify, OwnedMutexGuard};
 use tokio::time::Instant;
 
 use crate::config::PoolConfig;
@@ -35,6 +35,8 @@ use crate::sys;
 
 /// Tenants tidied (checkpointed and closed after a fast eviction) per maintenance pass at most.
 const TIDY_PER_PASS: usize = 64;
+/// Background WAL checkpoints running at once at most.
+const CHECKPOINTS_AT_ONCE: usize = 2;
 
 /// A handle to the pool; cheap to clone.
 #[derive(Clone)]
@@ -50,12 +52,25 @@ struct Inner {
     stats: PoolStats,
     shutting_down: AtomicBool,
     stop: Notify,
+    checkpoint_permits: Arc<tokio::sync::Semaphore>,
 }
 
 enum Entry {
     Open(Arc<Slot>),
+    /// Its connections are being closed on a blocking thread. A new user waits until that is
+    /// done (the receiver's sender is dropped), so a close never races with a reopen of the same
+    /// file — which would leave `-wal`/`-shm` behind.
+    Closing(watch::Receiver<()>),
     /// Being deleted: requests see "not found", creates see "busy".
     Deleting,
+}
+
+/// A slot taken out of service and marked `Closing` in the map; `Inner::close_now` closes it
+/// and then lets waiters in.
+struct Closing {
+    slot: Arc<Slot>,
+    done: watch::Sender<()>,
+    marker: watch::Receiver<()>,
 }
 
 #[derive(Default)]
@@ -115,6 +130,7 @@ impl TenantPool {
                 stats: PoolStats::default(),
                 shutting_down: AtomicBool::new(false),
                 stop: Notify::new(),
+                checkpoint_permits: Arc::new(tokio::sync::Semaphore::new(CHECKPOINTS_AT_ONCE)),
             }),
         })
     }
@@ -165,7 +181,7 @@ impl TenantPool {
     /// Takes the tenant's writer and keeps it until the guard is dropped (a transaction that
     /// spans requests holds one). Errors as for [`TenantPool::write`].
     pub async fn writer(&self, id: &TenantId) -> Result<WriterGuard, StoreError> {
-        let lease = self.lease(id)?;
+        let lease = self.lease(id).await?;
         let slot = &lease.slot;
         if slot.queued_writes.fetch_add(1, Ordering::AcqRel) >= self.inner.cfg.max_queued_writes {
             slot.queued_writes.fetch_sub(1, Ordering::AcqRel);
@@ -190,39 +206,14 @@ impl TenantPool {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        let lease = self.lease(id)?;
+        let lease = self.lease(id).await?;
         if !lease.slot.migrated.load(Ordering::Acquire) {
             // Opening the writer migrates the tenant; never read an old schema.
             self.writer(id).await?.run(|_| ()).await?;
         }
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let slot = &lease.slot;
-            let pooled = slot.readers.lock().pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => {
-                    let c = connection::open_existing(&slot.path, Access::Read, &inner.cfg, None);
-                    let c = c.inspect_err(|_| inner.forget_if_unopened(slot))?;
-                    inner
-                        .stats
-                        .connections_opened
-                        .fetch_add(1, Ordering::Relaxed);
-                    c
-                }
-            };
-            let result = f(&conn);
-            let mut readers = slot.readers.lock();
-            if readers.len() < inner.cfg.readers_per_tenant {
-                readers.push(conn);
-            } else {
-                drop(readers);
-                connection::close_fast(conn);
-            }
-            result
-        })
-        .await
-        .map_err(join_error)?
+        tokio::task::spawn_blocking(move || with_reader(&lease, f))
+            .await
+            .map_err(join_error)?
     }
 
     /// Creates tenant `id`: a new file initialised by `init` in one transaction, made visible
@@ -244,24 +235,35 @@ impl TenantPool {
     /// Deletes tenant `id`: closes it and removes its file with `-wal`/`-shm`. Errors:
     /// `NotFound`, `Busy` when a request or stream is using it right now.
     pub async fn delete(&self, id: &TenantId) -> Result<(), StoreError> {
-        let slot = {
-            let mut map = self.inner.map.lock();
-            let slot = match map.get(id) {
-                Some(Entry::Deleting) => return Err(StoreError::Busy("tenant is being deleted")),
-                Some(Entry::Open(slot)) if slot.users.load(Ordering::Acquire) > 0 => {
-                    return Err(StoreError::Busy("tenant is in use"))
+        let slot = loop {
+            let closing = {
+                let mut map = self.inner.map.lock();
+                let slot = match map.get(id) {
+                    Some(Entry::Deleting) => {
+                        return Err(StoreError::Busy("tenant is being deleted"))
+                    }
+                    Some(Entry::Open(slot)) if slot.users.load(Ordering::Acquire) > 0 => {
+                        return Err(StoreError::Busy("tenant is in use"))
+                    }
+                    Some(Entry::Closing(rx)) => Err(rx.clone()),
+                    Some(Entry::Open(slot)) => Ok(Some(slot.clone())),
+                    None => Ok(None),
+                };
+                match slot {
+                    Ok(slot) => {
+                        if slot.is_some() {
+                            self.inner
+                                .stats
+                                .open_tenants
+                                .fetch_sub(1, Ordering::Relaxed);
+                        }
+                        map.insert(id.clone(), Entry::Deleting);
+                        break slot;
+                    }
+                    Err(closing) => closing,
                 }
-                Some(Entry::Open(slot)) => Some(slot.clone()),
-                None => None,
             };
-            if slot.is_some() {
-                self.inner
-                    .stats
-                    .open_tenants
-                    .fetch_sub(1, Ordering::Relaxed);
-            }
-            map.insert(id.clone(), Entry::Deleting);
-            slot
+            wait_closed(closing).await;
         };
         let path = self.path_of(id);
         let result = tokio::task::spawn_blocking(move || {
@@ -303,9 +305,10 @@ impl TenantPool {
                 .stats
                 .idle_closes
                 .fetch_add(closed as u64, Ordering::Relaxed);
+            let inner = self.inner.clone();
             run_blocking(move || {
-                for slot in idle {
-                    close_slot(&slot, CloseMode::Clean);
+                for closing in idle {
+                    inner.close_now(closing, CloseMode::Clean);
                 }
             })
             .await;
@@ -345,9 +348,10 @@ impl TenantPool {
             let idle = self
                 .inner
                 .take_idle(Instant::now() + Duration::from_secs(365 * 86_400));
+            let inner = self.inner.clone();
             run_blocking(move || {
-                for slot in idle {
-                    close_slot(&slot, CloseMode::Clean);
+                for closing in idle {
+                    inner.close_now(closing, CloseMode::Clean);
                 }
             })
             .await;
@@ -364,96 +368,82 @@ impl TenantPool {
         }
     }
 
-    fn lease(&self, id: &TenantId) -> Result<Lease, StoreError> {
+    /// A user's hold on an open tenant, opening it (as a slot; connections open lazily) if it
+    /// is closed. Waits while the tenant is being closed. Errors: `NotFound` (no file, or being
+    /// deleted), `PoolExhausted`, `ShuttingDown`.
+    async fn lease(&self, id: &TenantId) -> Result<Lease, StoreError> {
         let inner = &self.inner;
-        if inner.shutting_down.load(Ordering::Acquire) {
-            return Err(StoreError::ShuttingDown);
-        }
-        if let Some(lease) = self.lease_open(id)? {
-            return Ok(lease);
-        }
-        // Cold: check the file outside the lock, so an unknown tenant costs one stat and no file.
-        let path = self.path_of(id);
-        if !path.exists() {
-            return Err(StoreError::NotFound);
-        }
-        let mut map = inner.map.lock();
-        match map.get(id) {
-            Some(Entry::Open(slot)) => return Ok(inner.lease_slot(slot.clone())),
-            Some(Entry::Deleting) => return Err(StoreError::NotFound),
-            None => {}
-        }
-        if inner.stats.open_tenants.load(Ordering::Relaxed) >= inner.cfg.max_open {
-            let victim = evict_lru(&mut map).ok_or_else(|| {
-                inner
-                    .stats
-                    .rejected_pool_exhausted
-                    .fetch_add(1, Ordering::Relaxed);
-                StoreError::PoolExhausted
-            })?;
-            inner.stats.open_tenants.fetch_sub(1, Ordering::Relaxed);
-            inner.stats.evictions.fetch_add(1, Ordering::Relaxed);
-            inner.queue_tidy(victim.id.clone());
-            inner.close_detached(victim, CloseMode::Fast);
-        }
-        let slot = Arc::new(Slot {
-            id: id.clone(),
-            path,
-            writer: Arc::new(tokio::sync::Mutex::new(None)),
-            readers: Mutex::new(Vec::new()),
-            users: AtomicUsize::new(0),
-            queued_writes: AtomicUsize::new(0),
-            last_used_ms: AtomicU64::new(inner.now_ms(Instant::now())),
-            wal_pages: Arc::new(AtomicI32::new(0)),
-            checkpointing: AtomicBool::new(false),
-            migrated: AtomicBool::new(inner.cfg.migrations.is_none()),
-        });
-        map.insert(id.clone(), Entry::Open(slot.clone()));
-        inner.stats.open_tenants.fetch_add(1, Ordering::Relaxed);
-        inner.stats.tenants_opened.fetch_add(1, Ordering::Relaxed);
-        Ok(inner.lease_slot(slot))
-    }
-
-    fn lease_open(&self, id: &TenantId) -> Result<Option<Lease>, StoreError> {
-        match self.inner.map.lock().get(id) {
-            Some(Entry::Open(slot)) => Ok(Some(self.inner.lease_slot(slot.clone()))),
-            Some(Entry::Deleting) => Err(StoreError::NotFound),
-            None => Ok(None),
+        let mut checked_file = false;
+        loop {
+            if inner.shutting_down.load(Ordering::Acquire) {
+                return Err(StoreError::ShuttingDown);
+            }
+            let closing = {
+                let mut map = inner.map.lock();
+                match map.get(id) {
+                    Some(Entry::Open(slot)) => return Ok(inner.lease_slot(slot.clone())),
+                    Some(Entry::Deleting) => return Err(StoreError::NotFound),
+                    Some(Entry::Closing(rx)) => Some(rx.clone()),
+                    None if checked_file => return inner.open_slot(&mut map, id),
+                    None => None,
+                }
+            };
+            match closing {
+                Some(rx) => wait_closed(rx).await,
+                None => {
+                    // Cold: check the file outside the lock; an unknown tenant costs one stat
+                    // and never gets a file.
+                    if !self.path_of(id).exists() {
+                        return Err(StoreError::NotFound);
+                    }
+                    checked_file = true;
+                }
+            }
         }
     }
 
+    /// Checkpoints (PASSIVE) every open tenant whose WAL passed its bound, on a reader
+    /// connection: writers to that tenant never wait for it. At most `CHECKPOINTS_AT_ONCE` run
+    /// together so a burst of big WALs cannot flood the disk. The next write after a complete
+    /// checkpoint restarts the WAL from its beginning, so its size stays near the bound.
     async fn checkpoint_big_wals(&self) {
         let bound = i32::try_from(self.inner.cfg.wal_checkpoint_pages).unwrap_or(i32::MAX);
-        let big: Vec<TenantId> = self
-            .inner
-            .map
-            .lock()
-            .values()
-            .filter_map(|e| match e {
-                Entry::Open(s) if s.wal_pages.load(Ordering::Relaxed) >= bound => Some(s),
-                _ => None,
-            })
-            .filter(|s| !s.checkpointing.swap(true, Ordering::AcqRel))
-            .map(|s| s.id.clone())
-            .collect();
-        for id in big {
-            let pool = self.clone();
+        let leases: Vec<Lease> = {
+            let map = self.inner.map.lock();
+            map.values()
+                .filter_map(|e| match e {
+                    Entry::Open(s) if s.wal_pages.load(Ordering::Relaxed) >= bound => Some(s),
+                    _ => None,
+                })
+                .filter(|s| !s.checkpointing.swap(true, Ordering::AcqRel))
+                .map(|s| self.inner.lease_slot(s.clone()))
+                .collect()
+        };
+        for lease in leases {
+            let inner = self.inner.clone();
             tokio::spawn(async move {
-                let Ok(guard) = pool.writer(&id).await else {
+                let Ok(_permit) = inner.checkpoint_permits.clone().acquire_owned().await else {
                     return;
                 };
-                let slot = guard.slot().clone();
-                let done = guard.run(connection::checkpoint).await;
-                match done {
-                    Ok((_, Ok(()))) => {
-                        slot.wal_pages.store(0, Ordering::Relaxed);
-                        pool.inner.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+                let done = tokio::task::spawn_blocking(move || {
+                    let result = with_reader(&lease, |conn| {
+                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                            .map_err(StoreError::from)
+                    });
+                    (lease, result)
+                })
+                .await;
+                let Ok((lease, result)) = done else { return };
+                match result {
+                    Ok(()) => {
+                        lease.slot.wal_pages.store(0, Ordering::Relaxed);
+                        inner.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
                     }
-                    Ok((_, Err(e))) | Err(e) => {
-                        tracing::warn!(tenant = %id, error = %e, "WAL checkpoint failed")
+                    Err(e) => {
+                        tracing::warn!(tenant = %lease.slot.id, error = %e, "WAL checkpoint failed")
                     }
                 }
-                slot.checkpointing.store(false, Ordering::Release);
+                lease.slot.checkpointing.store(false, Ordering::Release);
             });
         }
     }
@@ -477,8 +467,9 @@ impl TenantPool {
                 tracing::warn!(tenant = %id, error = %e, "tidy checkpoint failed");
                 drop(guard);
             }
-            if let Some(slot) = self.inner.take_if_unused(&slot) {
-                run_blocking(move || close_slot(&slot, CloseMode::Clean)).await;
+            if let Some(closing) = self.inner.take_if_unused(&slot) {
+                let inner = self.inner.clone();
+                run_blocking(move || inner.close_now(closing, CloseMode::Clean)).await;
                 self.inner.stats.tidies.fetch_add(1, Ordering::Relaxed);
             }
             done += 1;
@@ -500,39 +491,98 @@ impl Inner {
         }
     }
 
-    /// Removes and returns every open slot with no user, idle since `now - idle_ttl`.
-    fn take_idle(&self, now: Instant) -> Vec<Arc<Slot>> {
+    /// Adds a slot for `id` (whose file exists) under the map lock, evicting the least recently
+    /// used idle tenant if the pool is full.
+    fn open_slot(
+        self: &Arc<Self>,
+        map: &mut HashMap<TenantId, Entry>,
+        id: &TenantId,
+    ) -> Result<Lease, StoreError> {
+        if self.stats.open_tenants.load(Ordering::Relaxed) >= self.cfg.max_open {
+            let Some(victim) = lru_victim(map) else {
+                self.stats
+                    .rejected_pool_exhausted
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(StoreError::PoolExhausted);
+            };
+            self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            self.queue_tidy(victim.id.clone());
+            let closing = self.begin_close(map, victim);
+            self.close_detached(closing, CloseMode::Fast);
+        }
+        let slot = Arc::new(Slot {
+            id: id.clone(),
+            path: tenant_path(&self.cfg.data_dir, id),
+            writer: Arc::new(tokio::sync::Mutex::new(None)),
+            readers: Mutex::new(Vec::new()),
+            users: AtomicUsize::new(0),
+            queued_writes: AtomicUsize::new(0),
+            last_used_ms: AtomicU64::new(self.now_ms(Instant::now())),
+            wal_pages: Arc::new(AtomicI32::new(0)),
+            checkpointing: AtomicBool::new(false),
+            migrated: AtomicBool::new(self.cfg.migrations.is_none()),
+        });
+        map.insert(id.clone(), Entry::Open(slot.clone()));
+        self.stats.open_tenants.fetch_add(1, Ordering::Relaxed);
+        self.stats.tenants_opened.fetch_add(1, Ordering::Relaxed);
+        Ok(self.lease_slot(slot))
+    }
+
+    /// Marks an unused open slot `Closing` (under the map lock).
+    fn begin_close(&self, map: &mut HashMap<TenantId, Entry>, slot: Arc<Slot>) -> Closing {
+        let (done, marker) = watch::channel(());
+        map.insert(slot.id.clone(), Entry::Closing(marker.clone()));
+        self.stats.open_tenants.fetch_sub(1, Ordering::Relaxed);
+        self.stats.closing_tenants.fetch_add(1, Ordering::AcqRel);
+        Closing { slot, done, marker }
+    }
+
+    /// Closes a `Closing` slot on this (blocking) thread, then removes its map entry and wakes
+    /// whoever waits to reopen the tenant.
+    fn close_now(&self, closing: Closing, mode: CloseMode) {
+        close_slot(&closing.slot, mode);
+        let mut map = self.map.lock();
+        if let Some(Entry::Closing(rx)) = map.get(&closing.slot.id) {
+            if rx.same_channel(&closing.marker) {
+                map.remove(&closing.slot.id);
+            }
+        }
+        self.stats.closing_tenants.fetch_sub(1, Ordering::AcqRel);
+        drop(map);
+        drop(closing.done);
+    }
+
+    /// Marks every open slot with no user, idle since `now - idle_ttl`, as closing.
+    fn take_idle(&self, now: Instant) -> Vec<Closing> {
         let cutoff = self
             .now_ms(now)
             .saturating_sub(self.cfg.idle_ttl.as_millis() as u64);
         let mut map = self.map.lock();
-        let mut idle = Vec::new();
-        map.retain(|_, e| match e {
-            Entry::Open(s)
-                if s.users.load(Ordering::Acquire) == 0
-                    && s.last_used_ms.load(Ordering::Relaxed) <= cutoff =>
-            {
-                idle.push(s.clone());
-                false
-            }
-            _ => true,
-        });
-        self.stats
-            .open_tenants
-            .fetch_sub(idle.len(), Ordering::Relaxed);
-        idle
+        let idle: Vec<Arc<Slot>> = map
+            .values()
+            .filter_map(|e| match e {
+                Entry::Open(s)
+                    if s.users.load(Ordering::Acquire) == 0
+                        && s.last_used_ms.load(Ordering::Relaxed) <= cutoff =>
+                {
+                    Some(s.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        idle.into_iter()
+            .map(|s| self.begin_close(&mut map, s))
+            .collect()
     }
 
-    /// Removes `slot` from the map if it is still there and unused.
-    fn take_if_unused(&self, slot: &Arc<Slot>) -> Option<Arc<Slot>> {
+    /// Marks `slot` closing if it is still in the map and unused.
+    fn take_if_unused(&self, slot: &Arc<Slot>) -> Option<Closing> {
         let mut map = self.map.lock();
         match map.get(&slot.id) {
             Some(Entry::Open(s))
                 if Arc::ptr_eq(s, slot) && s.users.load(Ordering::Acquire) == 0 =>
             {
-                map.remove(&slot.id);
-                self.stats.open_tenants.fetch_sub(1, Ordering::Relaxed);
-                Some(slot.clone())
+                Some(self.begin_close(&mut map, slot.clone()))
             }
             _ => None,
         }
@@ -549,15 +599,10 @@ impl Inner {
         }
     }
 
-    /// Closes a slot already removed from the map on a blocking thread, counted in
-    /// `closing_tenants` until done (shutdown waits for it).
-    fn close_detached(self: &Arc<Self>, slot: Arc<Slot>, mode: CloseMode) {
-        self.stats.closing_tenants.fetch_add(1, Ordering::AcqRel);
+    /// Closes a `Closing` slot on a blocking thread (inline if there is no runtime).
+    fn close_detached(self: &Arc<Self>, closing: Closing, mode: CloseMode) {
         let inner = self.clone();
-        let done = move || {
-            close_slot(&slot, mode);
-            inner.stats.closing_tenants.fetch_sub(1, Ordering::AcqRel);
-        };
+        let done = move || inner.close_now(closing, mode);
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => drop(rt.spawn_blocking(done)),
             Err(_) => done(),
@@ -579,18 +624,52 @@ impl Inner {
     }
 }
 
-/// Picks and removes the least recently used unused slot.
-fn evict_lru(map: &mut HashMap<TenantId, Entry>) -> Option<Arc<Slot>> {
-    let victim = map
-        .values()
+/// The least recently used open slot with no user, if any.
+fn lru_victim(map: &HashMap<TenantId, Entry>) -> Option<Arc<Slot>> {
+    map.values()
         .filter_map(|e| match e {
             Entry::Open(s) if s.users.load(Ordering::Acquire) == 0 => Some(s),
             _ => None,
         })
-        .min_by_key(|s| s.last_used_ms.load(Ordering::Relaxed))?
-        .clone();
-    map.remove(&victim.id);
-    Some(victim)
+        .min_by_key(|s| s.last_used_ms.load(Ordering::Relaxed))
+        .cloned()
+}
+
+/// Waits until a closing tenant's connections are closed.
+async fn wait_closed(mut rx: watch::Receiver<()>) {
+    // The sender never sends; `changed` returns when it is dropped after the close.
+    let _ = rx.changed().await;
+}
+
+/// Runs `f` on one of the slot's reader connections (a pooled one, or a new one that is pooled
+/// afterwards if there is room). Blocking: call on a blocking thread.
+fn with_reader<R>(
+    lease: &Lease,
+    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    let (slot, inner) = (&lease.slot, &lease.inner);
+    let pooled = slot.readers.lock().pop();
+    let conn = match pooled {
+        Some(c) => c,
+        None => {
+            let c = connection::open_existing(&slot.path, Access::Read, &inner.cfg, None);
+            let c = c.inspect_err(|_| inner.forget_if_unopened(slot))?;
+            inner
+                .stats
+                .connections_opened
+                .fetch_add(1, Ordering::Relaxed);
+            c
+        }
+    };
+    let result = f(&conn);
+    let mut readers = slot.readers.lock();
+    if readers.len() < inner.cfg.readers_per_tenant {
+        readers.push(conn);
+    } else {
+        drop(readers);
+        connection::close_fast(conn);
+    }
+    result
 }
 
 /// Closes every connection of a slot that has been removed from the map with no users.
@@ -669,8 +748,10 @@ impl Drop for Lease {
 
 /// Exclusive use of one tenant's writer connection; the tenant stays open while it lives.
 pub struct WriterGuard {
-    lease: Option<Lease>,
+    // Field order matters: the connection lock must be released before the lease, whose drop
+    // may close the tenant (and closing needs the lock free).
     conn: Option<OwnedMutexGuard<Option<Connection>>>,
+    lease: Option<Lease>,
 }
 
 impl WriterGuard {
@@ -719,8 +800,8 @@ impl WriterGuard {
         let result = result?;
         Ok((
             WriterGuard {
-                lease: Some(lease),
                 conn: Some(conn),
+                lease: Some(lease),
             },
             result,
         ))
