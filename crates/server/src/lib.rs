@@ -3,6 +3,7 @@
 //! - [`app`] builds the router (tests call it directly); [`serve::serve`] runs it on a listener;
 //! - [`state`]: shared state and HTTP limits; [`extract`]: tenant/source/admin extractors;
 //! - [`routes`]: webhooks, events, admin, operations; [`signature`]: webhook schemes;
+//! - [`sql`]: libSQL's Hrana over HTTP on every tenant, behind per-tenant tokens;
 //! - [`metrics`]: admission control + Prometheus metrics; [`error`]: the one error-to-HTTP map.
 #![deny(missing_docs)]
 
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod routes;
 pub mod serve;
 pub mod signature;
+pub mod sql;
 pub mod state;
 
 use axum::extract::DefaultBodyLimit;
@@ -35,6 +37,7 @@ pub fn app(state: AppState) -> Router {
             put(admin::create).delete(admin::delete).get(admin::show),
         )
         .route("/admin/tenants/{id}/hooks/{source}", put(admin::set_hook))
+        .merge(sql::router(&state.sql.config))
         .fallback(ops::fallback)
         .layer(DefaultBodyLimit::max(state.http.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(

@@ -1,4 +1,5 @@
-//! Shared state of the HTTP server: the pool, the admin token, limits and metrics.
+//! Shared state of the HTTP server: the pool, the admin token, limits, metrics, and the SQL
+//! endpoints' state (token keys, open streams, settings).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use store::TenantPool;
 
 use crate::metrics::Metrics;
+use crate::sql::{SqlConfig, SqlState};
 
 /// Default request body limit, bytes.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
@@ -54,17 +56,33 @@ pub struct Shared {
     pub metrics: Metrics,
     /// False once shutdown began (`/readyz` answers 503).
     pub ready: AtomicBool,
+    /// The SQL endpoints: token keys, open streams, settings.
+    pub sql: SqlState,
 }
 
 impl AppState {
-    /// State over `pool`, ready to serve.
+    /// State over `pool`, ready to serve, with default SQL settings and a fresh in-memory
+    /// token key pair (tests; `tenantd serve` uses [`AppState::with_sql`]).
     pub fn new(pool: TenantPool, admin_token: String, http: HttpConfig) -> Self {
+        let sql = SqlState::new(SqlConfig::default(), auth::Keys::generate());
+        Self::with_sql(pool, admin_token, http, sql)
+    }
+
+    /// State over `pool`, ready to serve, with the given SQL state. Start its stream expiry
+    /// with [`crate::sql::spawn_expiry`].
+    pub fn with_sql(
+        pool: TenantPool,
+        admin_token: String,
+        http: HttpConfig,
+        sql: SqlState,
+    ) -> Self {
         AppState(Arc::new(Shared {
             pool,
             admin_token,
             http,
             metrics: Metrics::default(),
             ready: AtomicBool::new(true),
+            sql,
         }))
     }
 }

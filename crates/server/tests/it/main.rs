@@ -6,4 +6,5 @@ mod flow;
 mod ids;
 mod limits;
 mod signatures;
+mod sql;
 mod util;

@@ -1,0 +1,259 @@
+//! `POST v2/pipeline`, `POST v3/pipeline` and `POST v3/cursor` on a tenant.
+//!
+//! A request takes its stream (a fresh one, or the one its baton names), takes the tenant's
+//! writer unless the stream already holds it, and runs the requests on the writer's blocking
+//! thread inside the tenant SQL guard. Afterwards the stream is closed (a `close` request),
+//! forgotten (a protocol error: its transaction is rolled back first), or kept for the next
+//! baton — keeping the writer only while a transaction is open. The work after the stream is
+//! taken runs in its own task, so a client that disconnects mid-request cannot leave a stream
+//! half-returned or a transaction open on a released writer.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hrana::exec::{ProtocolError, Stream};
+use hrana::guard::{self, Guard, GuardConfig};
+use hrana::proto::{
+    CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody, StreamResult,
+};
+use rusqlite::Connection;
+use serde::de::DeserializeOwned;
+use store::WriterGuard;
+
+use super::error::SqlError;
+use super::streams::Held;
+use super::tenant::SqlTenant;
+use crate::error::ApiError;
+use crate::routes::hooks::body_error;
+use crate::state::AppState;
+
+/// Lines buffered between the executor thread and the response body of a cursor.
+const CURSOR_CHANNEL: usize = 64;
+
+/// Answers a pipeline with one result per request, and the baton of the stream (`null` once
+/// closed). Errors: body (400/413), baton (400), tenant (404), pool (429/503), a protocol
+/// error (400; the stream is dropped and its transaction rolled back).
+pub async fn pipeline(
+    State(st): State<AppState>,
+    tenant: SqlTenant,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<PipelineRespBody>, SqlError> {
+    let body: PipelineReqBody = parse_body(body, &st)?;
+    let (id, held) =
+        st.sql
+            .streams
+            .take(&tenant.id, body.baton.as_deref(), &st.sql.config.stream)?;
+    let work = tokio::spawn(run_pipeline(st, tenant, id, held, body));
+    work.await
+        .map_err(|e| SqlError::Api(ApiError::Internal(format!("pipeline task: {e}"))))?
+}
+
+async fn run_pipeline(
+    st: AppState,
+    tenant: SqlTenant,
+    id: Option<u64>,
+    held: Held,
+    body: PipelineReqBody,
+) -> Result<Json<PipelineRespBody>, SqlError> {
+    let streams = &st.sql.streams;
+    let writer = match writer_for(&st, &tenant, held.writer).await {
+        Ok(w) => w,
+        Err(e) => {
+            streams.forget(id);
+            return Err(e);
+        }
+    };
+    let cfg = st.sql.config.guard.clone();
+    let read_only = tenant.read_only();
+    let mut stream = held.stream;
+    let ran = writer
+        .run(move |conn| {
+            let outcome = with_guard(conn, &cfg, read_only, |guard| {
+                stream
+                    .execute_pipeline(guard, body.requests)
+                    .map_err(protocol_error)
+            });
+            if outcome.is_err() {
+                abandon_in_place(&mut stream, conn);
+            }
+            (stream, outcome, !conn.is_autocommit())
+        })
+        .await;
+    let (writer, (stream, outcome, in_txn)) = match ran {
+        Ok(done) => done,
+        Err(e) => {
+            streams.forget(id);
+            return Err(e.into());
+        }
+    };
+    let results: Vec<StreamResult> = match outcome {
+        Ok(results) => results,
+        Err(e) => {
+            streams.forget(id);
+            return Err(e);
+        }
+    };
+    let baton = if stream.is_closed() {
+        streams.forget(id);
+        None
+    } else {
+        let writer = in_txn.then_some(writer);
+        Some(streams.put_back(&tenant.id, id, Held { stream, writer }))
+    };
+    Ok(Json(PipelineRespBody {
+        baton,
+        base_url: st.sql.config.base_url(tenant.id.as_str()),
+        results,
+    }))
+}
+
+/// Answers a batch as JSON lines: the `{baton, base_url}` line, then the batch's entries
+/// (`step_begin`, `row`, `step_end`, `step_error`; a final `error` on a protocol error).
+/// Errors before the first line as for [`pipeline`].
+pub async fn cursor(
+    State(st): State<AppState>,
+    tenant: SqlTenant,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, SqlError> {
+    let body: CursorReqBody = parse_body(body, &st)?;
+    let (id, held, next_baton) =
+        st.sql
+            .streams
+            .take_registered(&tenant.id, body.baton.as_deref(), &st.sql.config.stream)?;
+    let head = CursorRespBody {
+        baton: Some(next_baton),
+        base_url: st.sql.config.base_url(tenant.id.as_str()),
+    };
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(CURSOR_CHANNEL);
+    tokio::spawn(async move {
+        let streams = st.sql.streams.clone();
+        let writer = match writer_for(&st, &tenant, held.writer).await {
+            Ok(w) => w,
+            Err(e) => {
+                streams.forget(Some(id));
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready_tx.send(Ok(()));
+        // The body ends when the last sender is gone: keep one until the stream is back in
+        // the table, so a client that reads to the end can use the next baton at once.
+        let body_open = tx.clone();
+        let cfg = st.sql.config.guard.clone();
+        let read_only = tenant.read_only();
+        let mut stream = held.stream;
+        let ran = writer
+            .run(move |conn| {
+                let mut emit = |entry: CursorEntry| tx.blocking_send(entry.to_json_line()).is_ok();
+                let outcome = with_guard(conn, &cfg, read_only, |guard| {
+                    stream
+                        .cursor(guard, &body.batch, &mut emit)
+                        .map_err(protocol_error)
+                });
+                if let Err(e) = &outcome {
+                    let (code, _, _) = e.parts();
+                    emit(CursorEntry::Error {
+                        error: hrana::proto::Error {
+                            message: e.to_string(),
+                            code: Some(code),
+                        },
+                    });
+                    abandon_in_place(&mut stream, conn);
+                }
+                (stream, outcome.is_ok(), !conn.is_autocommit())
+            })
+            .await;
+        match ran {
+            Ok((writer, (stream, true, in_txn))) => {
+                let writer = in_txn.then_some(writer);
+                streams.put_back(&tenant.id, Some(id), Held { stream, writer });
+            }
+            Ok(_) => streams.forget(Some(id)),
+            Err(e) => {
+                tracing::error!(tenant = %tenant.id, error = %e, "cursor failed");
+                streams.forget(Some(id));
+            }
+        }
+        drop(body_open);
+    });
+    match ready_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(ApiError::Internal("cursor task ended early".into()).into()),
+    }
+    let first = futures_util::stream::once(async move { Ok(head.to_json_line()) });
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (Ok(line), rx))
+    });
+    let lines = futures_util::StreamExt::chain(first, rest);
+    let lines =
+        futures_util::StreamExt::map(lines, |l: Result<Vec<u8>, Infallible>| l.map(Bytes::from));
+    let mut resp = Body::from_stream(lines).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    Ok(resp)
+}
+
+/// The stream's writer if it holds one, else the tenant's (waiting behind other writers).
+/// Errors: unknown tenant (404), write queue full (429), pool exhausted or shutdown (503).
+pub async fn writer_for(
+    st: &AppState,
+    tenant: &SqlTenant,
+    held: Option<WriterGuard>,
+) -> Result<WriterGuard, SqlError> {
+    match held {
+        Some(w) => Ok(w),
+        None => Ok(st.pool.writer(&tenant.id).await?),
+    }
+}
+
+/// Runs `f` on `conn` inside the tenant SQL guard, on the current (blocking) thread.
+/// Errors: the connection lacks the open-time settings, or the guard cannot be applied (500).
+pub fn with_guard<R>(
+    conn: &Connection,
+    cfg: &GuardConfig,
+    read_only: bool,
+    f: impl FnOnce(&Connection) -> Result<R, SqlError>,
+) -> Result<R, SqlError> {
+    let problems = guard::open_settings_problems(conn);
+    if !problems.is_empty() {
+        return Err(ApiError::Internal(format!(
+            "tenant connection lacks open-time settings: {}",
+            problems.join(", ")
+        ))
+        .into());
+    }
+    let guard = Guard::enter(conn, cfg, read_only)
+        .map_err(|e| SqlError::Api(ApiError::Internal(e.to_string())))?;
+    f(&guard)
+}
+
+/// Rolls back what a stream left open after a failure; logs if even that fails.
+fn abandon_in_place(stream: &mut Stream, conn: &Connection) {
+    if let Err(e) = stream.abandon(conn) {
+        tracing::error!(error = %e, "cannot roll back a failed stream");
+    }
+}
+
+fn protocol_error(e: ProtocolError) -> SqlError {
+    SqlError::Protocol {
+        code: e.code(),
+        message: e.to_string(),
+    }
+}
+
+/// Parses a JSON body. Errors: too large (413), unreadable or not the expected shape (400).
+pub fn parse_body<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    st: &AppState,
+) -> Result<T, SqlError> {
+    let bytes = body.map_err(|e| body_error(&e, st.sql.config.max_body_bytes))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")).into())
+}

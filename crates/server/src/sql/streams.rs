@@ -1,0 +1,209 @@
+//! Open Hrana streams between HTTP requests, per node.
+//!
+//! A stream lives in a [`StreamTable`] under a random id; its baton (HMAC, bound to the tenant,
+//! single use) names the id and the one sequence number the table accepts next. Between
+//! requests a stream keeps its stored SQL texts and, **only while its transaction is open**, the
+//! tenant's [`WriterGuard`]: other writes to that tenant (webhooks, other streams) queue behind
+//! it, as behind a held write lock. A stream idle for `stream_idle` expires: its transaction is
+//! rolled back on the writer and the writer released, so an abandoned transaction blocks its
+//! tenant for at most that long. The expiry task is owned by the server state, stops on
+//! [`SqlState::stop_expiry`], and once shutdown begins it expires every idle stream at once so
+//! the pool can close tenants cleanly.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use hrana::baton::BatonCodec;
+use hrana::exec::{Stream, StreamConfig};
+use hrana::stream_table::StreamTable;
+use parking_lot::Mutex;
+use store::{TenantId, WriterGuard};
+
+use super::error::SqlError;
+use super::SqlState;
+use crate::state::{AppState, Shared};
+
+/// A stream between requests: its state and, while a transaction is open, the tenant's writer.
+pub struct Held {
+    /// Stored SQL texts and the closed flag.
+    pub stream: Stream,
+    /// The tenant's writer, kept only while the stream's transaction is open.
+    pub writer: Option<WriterGuard>,
+}
+
+/// The node's open streams and the codec of their batons.
+pub struct Streams {
+    table: Mutex<StreamTable<Held>>,
+    codec: BatonCodec,
+}
+
+impl Streams {
+    /// An empty registry whose batons are signed with `codec`'s key.
+    pub fn new(codec: BatonCodec) -> Self {
+        Streams {
+            table: Mutex::new(StreamTable::new()),
+            codec,
+        }
+    }
+
+    /// Streams held right now (idle or in a request).
+    pub fn len(&self) -> usize {
+        self.table.lock().len()
+    }
+
+    /// True when no stream is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes the stream `baton` names for one request, or a fresh unregistered stream when
+    /// there is no baton (`id` is then `None`). Errors: `BATON_INVALID` (malformed, forged,
+    /// another tenant's, unknown stream), `BATON_REUSED`, `STREAM_EXPIRED`.
+    pub fn take(
+        &self,
+        tenant: &TenantId,
+        baton: Option<&str>,
+        cfg: &StreamConfig,
+    ) -> Result<(Option<u64>, Held), SqlError> {
+        let Some(baton) = baton else {
+            return Ok((None, fresh(cfg)));
+        };
+        let (id, seq) = self.decode(tenant, baton)?;
+        let held = self
+            .table
+            .lock()
+            .take(id, seq, Instant::now())
+            .map_err(|e| SqlError::baton(e.code(), e))?;
+        Ok((Some(id), held))
+    }
+
+    /// Like [`Streams::take`], but a new stream is registered at once, and the baton for the
+    /// request after this one is returned up front (a cursor writes it before any row).
+    pub fn take_registered(
+        &self,
+        tenant: &TenantId,
+        baton: Option<&str>,
+        cfg: &StreamConfig,
+    ) -> Result<(u64, Held, String), SqlError> {
+        let now = Instant::now();
+        let (id, seq, held) = match baton {
+            Some(baton) => {
+                let (id, seq) = self.decode(tenant, baton)?;
+                let held = self
+                    .table
+                    .lock()
+                    .take(id, seq, now)
+                    .map_err(|e| SqlError::baton(e.code(), e))?;
+                (id, seq, held)
+            }
+            None => {
+                let mut table = self.table.lock();
+                let (id, seq) = table.insert(fresh(cfg), now);
+                let held = table
+                    .take(id, seq, now)
+                    .expect("a stream just inserted is idle");
+                (id, seq, held)
+            }
+        };
+        let next = self.codec.encode(tenant.as_str(), id, seq.wrapping_add(1));
+        Ok((id, held, next))
+    }
+
+    /// Keeps `held` for the next request (registering it if it is new); returns its baton.
+    pub fn put_back(&self, tenant: &TenantId, id: Option<u64>, held: Held) -> String {
+        let now = Instant::now();
+        let mut table = self.table.lock();
+        let (id, seq) = match id {
+            Some(id) => (id, table.put_back(id, held, now)),
+            None => table.insert(held, now),
+        };
+        drop(table);
+        self.codec.encode(tenant.as_str(), id, seq)
+    }
+
+    /// Forgets a taken stream (closed, or broken by a protocol error).
+    pub fn forget(&self, id: Option<u64>) {
+        if let Some(id) = id {
+            self.table.lock().remove(id);
+        }
+    }
+
+    /// Expires streams idle for `idle` as of `now`, rolling back their transactions and
+    /// releasing their writers; returns how many expired. Tests pass a `now` in the future.
+    pub async fn expire_at(&self, now: Instant, idle: Duration) -> usize {
+        let expired = self.table.lock().expire(now, idle);
+        let n = expired.len();
+        for (_, held) in expired {
+            abandon(held).await;
+        }
+        n
+    }
+
+    fn decode(&self, tenant: &TenantId, baton: &str) -> Result<(u64, u64), SqlError> {
+        self.codec
+            .decode(tenant.as_str(), baton)
+            .map_err(|e| SqlError::baton("BATON_INVALID", e))
+    }
+}
+
+fn fresh(cfg: &StreamConfig) -> Held {
+    Held {
+        stream: Stream::new(cfg.clone()),
+        writer: None,
+    }
+}
+
+/// Rolls back a stream's open transaction on its writer and releases the writer.
+pub async fn abandon(held: Held) {
+    let Held { mut stream, writer } = held;
+    let Some(writer) = writer else {
+        return; // no transaction: nothing to undo
+    };
+    let tenant = writer.tenant().clone();
+    match writer.run(move |conn| stream.abandon(conn)).await {
+        Ok((_, Ok(()))) => tracing::debug!(tenant = %tenant, "stream expired: rolled back"),
+        Ok((_, Err(e))) => {
+            tracing::error!(tenant = %tenant, error = %e, "cannot roll back an expired stream")
+        }
+        Err(e) => {
+            tracing::error!(tenant = %tenant, error = %e, "cannot roll back an expired stream")
+        }
+    }
+}
+
+/// Starts the stream expiry task of `state`: every tick it expires streams idle for
+/// `stream_idle`, or every idle stream once shutdown has begun (`/readyz` false). It ends on
+/// [`SqlState::stop_expiry`] or when the state is dropped.
+pub fn spawn_expiry(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let weak: Weak<Shared> = Arc::downgrade(&state.0);
+    let stop = state.sql.stop.clone();
+    let tick =
+        (state.sql.config.stream_idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                () = stop.notified() => return,
+            }
+            let Some(shared) = weak.upgrade() else { return };
+            let ready = shared.ready.load(std::sync::atomic::Ordering::Acquire);
+            let idle = if ready {
+                shared.sql.config.stream_idle
+            } else {
+                Duration::ZERO
+            };
+            let streams = shared.sql.streams.clone();
+            drop(shared);
+            streams.expire_at(Instant::now(), idle).await;
+        }
+    })
+}
+
+impl SqlState {
+    /// Stops the expiry task started by [`spawn_expiry`].
+    pub fn stop_expiry(&self) {
+        self.stop.notify_one();
+    }
+}
