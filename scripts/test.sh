@@ -3,4 +3,14 @@
 # workspace. This is the README's test command and what CI runs after fmt and clippy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The real-client test (crates/tenantd/tests/sql_client.rs) drives a tenant with
+# @libsql/client from tests/node: install it from the lock file when missing or stale, and
+# make the test fail (instead of skipping) if Node or the install is unavailable.
+if [ ! -f tests/node/node_modules/.package-lock.json ] ||
+    [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
+    (cd tests/node && npm ci --no-audit --no-fund)
+fi
+export TENANTD_REQUIRE_NODE=1
+
 cargo test --workspace --locked

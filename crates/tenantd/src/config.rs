@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
+use server::sql::SqlConfig;
 use server::HttpConfig;
 use store::{Durability, PoolConfig};
 
@@ -57,6 +58,21 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "TENANTD_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Serve tenant NAME at NAME.DOMAIN (the first label of Host), e.g. db.example.com
+    /// [default: none; tenants are addressed by /t/{tenant}/ or x-namespace].
+    #[arg(long, env = "TENANTD_BASE_DOMAIN", value_name = "DOMAIN")]
+    pub base_domain: Option<String>,
+    /// This node's public URL, sent to SQL clients as `base_url` so a stream stays on this
+    /// node, e.g. http://node1:8080 [default: none].
+    #[arg(long, env = "TENANTD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Time one tenant SQL statement may run before it is interrupted, e.g. 5s [default: 5s].
+    #[arg(long, env = "TENANTD_SQL_TIME_BUDGET", value_name = "DURATION")]
+    pub sql_time_budget: Option<String>,
+    /// Private key file signing and verifying tenant tokens (created 0600 if missing, public
+    /// key beside it as FILE.pub) [default: DATA/token.key].
+    #[arg(long, env = "TENANTD_TOKEN_KEY", value_name = "FILE")]
+    pub token_key: Option<PathBuf>,
 }
 
 /// Log output format.
@@ -90,6 +106,13 @@ pub struct FileConfig {
     log_format: Option<LogFormat>,
     admin_token: Option<String>,
     migrations: Option<PathBuf>,
+    base_domain: Option<String>,
+    public_url: Option<String>,
+    sql_time_budget: Option<String>,
+    sql_max_result: Option<String>,
+    sql_stream_idle: Option<String>,
+    sql_max_body: Option<String>,
+    token_key: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -114,6 +137,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Admin token from the environment or the file, if any.
     pub admin_token: Option<String>,
+    /// SQL endpoints: addressing, guard, caps, stream expiry.
+    pub sql: SqlConfig,
+    /// The token key file, if configured (else `<data>/token.key`).
+    pub token_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -174,6 +201,7 @@ impl Settings {
                 bail!("header_read_timeout must be more than 0");
             }
         }
+        let sql = resolve_sql(args, file)?;
         Ok(Settings {
             listen: args
                 .listen
@@ -188,8 +216,48 @@ impl Settings {
             admin_token: env_token
                 .or(file.admin_token.clone())
                 .filter(|t| !t.is_empty()),
+            sql,
+            token_key: args.token_key.clone().or(file.token_key.clone()),
         })
     }
+}
+
+fn resolve_sql(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<SqlConfig> {
+    let mut sql = SqlConfig::default();
+    if let Some(v) = args.base_domain.as_deref().or(file.base_domain.as_deref()) {
+        let v = v.trim().trim_matches('.').to_ascii_lowercase();
+        if v.is_empty() || v.contains(['/', ':']) {
+            bail!("base_domain: {v:?} is not a domain name (example: db.example.com)");
+        }
+        sql.base_domain = Some(v);
+    }
+    if let Some(v) = args.public_url.as_deref().or(file.public_url.as_deref()) {
+        let v = v.trim().trim_end_matches('/');
+        if !(v.starts_with("http://") || v.starts_with("https://")) {
+            bail!("public_url: {v:?} must start with http:// or https://");
+        }
+        sql.public_url = Some(v.to_owned());
+    }
+    let budget = args.sql_time_budget.as_deref();
+    if let Some(v) = budget.or(file.sql_time_budget.as_deref()) {
+        sql.guard.time_budget = parse_duration("sql_time_budget", v)?;
+        if sql.guard.time_budget.is_zero() {
+            bail!("sql_time_budget must be more than 0");
+        }
+    }
+    if let Some(v) = file.sql_max_result.as_deref() {
+        sql.stream.max_result_bytes = usize::try_from(parse_bytes("sql_max_result", v)?)?;
+    }
+    if let Some(v) = file.sql_stream_idle.as_deref() {
+        sql.stream_idle = parse_duration("sql_stream_idle", v)?;
+        if sql.stream_idle.is_zero() {
+            bail!("sql_stream_idle must be more than 0");
+        }
+    }
+    if let Some(v) = file.sql_max_body.as_deref() {
+        sql.max_body_bytes = usize::try_from(parse_bytes("sql_max_body", v)?)?;
+    }
+    Ok(sql)
 }
 
 fn positive(name: &str, v: usize) -> anyhow::Result<usize> {
@@ -243,6 +311,59 @@ mod tests {
         assert_eq!(s.pool.durability, Durability::Fsync);
         assert_eq!(s.http.max_body_bytes, 1 << 20);
         assert_eq!(s.admin_token, None);
+        assert_eq!(s.sql.guard.time_budget, Duration::from_secs(5));
+        assert_eq!(s.sql.stream_idle, Duration::from_secs(10));
+        assert_eq!((s.sql.base_domain, s.sql.public_url), (None, None));
+        assert_eq!(s.token_key, None);
+    }
+
+    #[test]
+    fn sql_settings_resolve_and_validate() {
+        let file: FileConfig = toml::from_str(
+            "base_domain = \"DB.example.com.\"\nsql_time_budget = \"2s\"\n\
+             sql_max_result = \"1MiB\"\nsql_stream_idle = \"30s\"\nsql_max_body = \"2MiB\"\n\
+             token_key = \"/k/token.key\"",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            sql_time_budget: Some("250ms".into()),
+            public_url: Some("http://node1:8080/".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args, &file, None).unwrap();
+        assert_eq!(s.sql.base_domain.as_deref(), Some("db.example.com"));
+        assert_eq!(s.sql.public_url.as_deref(), Some("http://node1:8080"));
+        assert_eq!(s.sql.guard.time_budget, Duration::from_millis(250));
+        assert_eq!(s.sql.stream.max_result_bytes, 1 << 20);
+        assert_eq!(s.sql.stream_idle, Duration::from_secs(30));
+        assert_eq!(s.sql.max_body_bytes, 2 << 20);
+        assert_eq!(s.token_key, Some(PathBuf::from("/k/token.key")));
+        for (args, name) in [
+            (
+                ServeArgs {
+                    sql_time_budget: Some("0".into()),
+                    ..Default::default()
+                },
+                "sql_time_budget",
+            ),
+            (
+                ServeArgs {
+                    public_url: Some("node1:8080".into()),
+                    ..Default::default()
+                },
+                "public_url",
+            ),
+            (
+                ServeArgs {
+                    base_domain: Some("http://x".into()),
+                    ..Default::default()
+                },
+                "base_domain",
+            ),
+        ] {
+            let err = Settings::resolve(&args, &FileConfig::default(), None).unwrap_err();
+            assert!(format!("{err:#}").contains(name), "{err:#}");
+        }
     }
 
     #[test]

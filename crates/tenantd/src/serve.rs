@@ -1,6 +1,7 @@
 //! `tenantd serve`: resolve settings, open the pool, bind, serve until SIGTERM/SIGINT.
 
 use anyhow::Context;
+use server::sql::SqlState;
 use server::AppState;
 use store::TenantPool;
 use tokio::net::TcpListener;
@@ -24,8 +25,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let pool = TenantPool::open(settings.pool.clone())
         .with_context(|| format!("cannot open data dir {}", data.display()))?;
+    let key_file = crate::token_cmd::key_path(&data, settings.token_key.as_deref());
+    let keys = crate::token_cmd::load_keys(&key_file)
+        .with_context(|| format!("cannot use token key {}", key_file.display()))?;
+    println!("token key: {}", key_file.display());
     let maintenance = pool.spawn_maintenance();
-    let state = AppState::new(pool, token, settings.http.clone());
+    let sql = SqlState::new(settings.sql.clone(), keys);
+    let state = AppState::with_sql(pool, token, settings.http.clone(), sql);
+    let streams = server::sql::spawn_expiry(&state);
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -37,10 +44,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     server::serve::serve(
         listener,
         server::app(state.clone()),
-        state,
+        state.clone(),
         shutdown_signal(),
     )
     .await?;
+    state.sql.stop_expiry();
+    streams.await.ok();
     maintenance.await.ok();
     Ok(())
 }

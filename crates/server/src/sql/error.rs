@@ -41,7 +41,7 @@ pub enum SqlError {
         header: String,
     },
     /// A client URL without the trailing slash (`/t/v2/pipeline`).
-    #[error("no tenant in this URL: the client URL must end with a slash, e.g. {hint} (without it, clients resolve `v2/pipeline` against /t/ and drop the tenant)")]
+    #[error("no tenant in this URL: the client URL needs its trailing slash, e.g. {hint} (without it, clients resolve `v2/pipeline` against /t/ and drop the tenant)")]
     MissingSlash {
         /// The URL to use instead.
         hint: String,
