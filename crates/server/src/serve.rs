@@ -61,6 +61,16 @@ pub async fn serve(
     {
         tracing::warn!("requests still running after the grace period");
     }
+    // Streams left open by clients hold tenants' writers: roll them back now, so every tenant
+    // can be closed cleanly.
+    let abandoned = state
+        .sql
+        .streams
+        .expire_at(std::time::Instant::now(), Duration::ZERO)
+        .await;
+    if abandoned > 0 {
+        tracing::info!(abandoned, "rolled back open SQL streams");
+    }
     state.pool.shutdown(SHUTDOWN_GRACE).await;
     tracing::info!("shut down cleanly");
     Ok(())

@@ -754,6 +754,22 @@ pub struct WriterGuard {
     lease: Option<Lease>,
 }
 
+impl Drop for WriterGuard {
+    /// A guard dropped in the middle of a transaction (a caller's bug, or a task cancelled at
+    /// the wrong moment) must not leave that transaction open for the next writer: roll it back.
+    fn drop(&mut self) {
+        let tenant = self.lease.as_ref().map(|l| l.slot.id.clone());
+        if let Some(conn) = self.conn.as_ref().and_then(|g| g.as_ref()) {
+            if !conn.is_autocommit() {
+                tracing::warn!(tenant = ?tenant, "writer released mid-transaction: rolled back");
+                if let Err(e) = conn.execute_batch("ROLLBACK") {
+                    tracing::error!(tenant = ?tenant, error = %e, "rollback failed");
+                }
+            }
+        }
+    }
+}
+
 impl WriterGuard {
     /// The tenant this guard writes to.
     pub fn tenant(&self) -> &TenantId {

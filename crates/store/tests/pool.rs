@@ -281,3 +281,34 @@ async fn a_growing_wal_is_checkpointed_in_the_background() {
     );
     assert_eq!(count(&pool, &id).await, 20);
 }
+
+#[tokio::test]
+async fn a_writer_dropped_mid_transaction_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |_| {});
+    let id = t("half");
+    pool.create(&id, events::init_schema).await.unwrap();
+    let guard = pool.writer(&id).await.unwrap();
+    let (guard, ()) = guard
+        .run(|c| {
+            c.execute_batch(
+                "BEGIN; INSERT INTO _tenantd_events(source, received_at_ms, body) VALUES ('s', 0, x'6c6f7374');",
+            )
+            .unwrap();
+        })
+        .await
+        .unwrap();
+    drop(guard);
+    // The next writer is not inside the abandoned transaction: its write commits on its own.
+    insert(&pool, &id, b"kept").await.unwrap();
+    let bodies: Vec<Vec<u8>> = pool
+        .read(&id, |c| {
+            Ok(events::list_events(c, 0, 10, None)?
+                .into_iter()
+                .map(|e| e.body)
+                .collect())
+        })
+        .await
+        .unwrap();
+    assert_eq!(bodies, vec![b"kept".to_vec()]);
+}

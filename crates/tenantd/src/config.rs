@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Most tenants open at once (LRU eviction past it) [default: 1024].
     #[arg(long, env = "TENANTD_MAX_OPEN", value_name = "N")]
     pub max_open: Option<usize>,
+    /// Threads that run SQLite work [default: 64 in fsync mode (parallel fsyncs batch in the
+    /// filesystem journal), 4 per core in crash mode (fewer context switches)].
+    #[arg(long, env = "TENANTD_BLOCKING_THREADS", value_name = "N")]
+    pub blocking_threads: Option<usize>,
     /// Requests in flight past which new ones get 503 [default: 1024].
     #[arg(long, env = "TENANTD_MAX_IN_FLIGHT", value_name = "N")]
     pub max_in_flight: Option<usize>,
@@ -95,6 +99,7 @@ pub struct FileConfig {
     durability: Option<Durability>,
     max_open: Option<usize>,
     max_in_flight: Option<usize>,
+    blocking_threads: Option<usize>,
     max_queued_writes: Option<usize>,
     max_body: Option<String>,
     quota: Option<String>,
@@ -141,6 +146,8 @@ pub struct Settings {
     pub sql: SqlConfig,
     /// The token key file, if configured (else `<data>/token.key`).
     pub token_key: Option<PathBuf>,
+    /// Threads that run SQLite work (tokio's blocking pool size).
+    pub blocking_threads: usize,
 }
 
 impl Settings {
@@ -202,7 +209,12 @@ impl Settings {
             }
         }
         let sql = resolve_sql(args, file)?;
+        let blocking_threads = match args.blocking_threads.or(file.blocking_threads) {
+            Some(n) => positive("blocking_threads", n)?,
+            None => default_blocking_threads(pool.durability),
+        };
         Ok(Settings {
+            blocking_threads,
             listen: args
                 .listen
                 .or(file.listen)
@@ -258,6 +270,18 @@ fn resolve_sql(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<SqlConfig>
         sql.max_body_bytes = usize::try_from(parse_bytes("sql_max_body", v)?)?;
     }
     Ok(sql)
+}
+
+/// Blocking (SQLite) threads: in `fsync` mode many, since concurrent fsyncs of different
+/// tenants share journal commits; in `crash` mode a few per core, since commits do not wait for
+/// the disk and extra threads only add context switches.
+pub fn default_blocking_threads(durability: Durability) -> usize {
+    match durability {
+        Durability::Fsync => 64,
+        Durability::Crash => {
+            4 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }
+    }
 }
 
 fn positive(name: &str, v: usize) -> anyhow::Result<usize> {

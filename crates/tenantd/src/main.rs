@@ -60,7 +60,7 @@ fn main() {
         Cmd::Bench(c) => bench::cli::run(c),
         Cmd::Token { cmd } => token_cmd::run(cmd),
         Cmd::Migrate(args) => migrate_cmd::run(args),
-        Cmd::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
+        Cmd::Serve(args) => serve::main(args),
         Cmd::Tenant { remote, cmd } => {
             runtime().and_then(|rt| rt.block_on(cli_admin::run_tenant(&remote, cmd)))
         }
