@@ -66,6 +66,16 @@ if [[ " $STORAGES " == *" tmpfs "* ]]; then
   mount -t tmpfs -o size="$TMPFS_SIZE" tmpfs "$TMPFS_ROOT"; MOUNTED=1
 fi
 
+# ---- wait for a quiet machine (others compile here): 1-min load average below WAIT_LOAD ----
+WAIT_LOAD=${WAIT_LOAD:-0.7}; WAIT_MAX_S=${WAIT_MAX_S:-900}
+waited=0
+while awk -v l="$WAIT_LOAD" '{exit !($1 >= l)}' /proc/loadavg && [[ $waited -lt $WAIT_MAX_S ]]; do
+  [[ $((waited % 60)) == 0 ]] && echo "waiting for load < $WAIT_LOAD: $(loadavg) ($(top -bn1 | sed -n 8,10p | awk '{print $NF "@" $9 "%"}' | tr '\n' ' '))"
+  sleep 15; waited=$((waited + 15))
+done
+echo "waited ${waited} s for a quiet machine; loadavg now $(loadavg)" >"$OUT/quiet_wait.txt"
+cat "$OUT/quiet_wait.txt"
+
 # ---- machine description ----
 {
   echo "date: $(date -Is)"

@@ -38,6 +38,11 @@ def fmt_list(rows, key, scale=1.0, digits=0):
     return ", ".join("-" if v is None else f"{v / scale:,.{digits}f}" for v in vals)
 
 
+def other(r):
+    """CPU seconds the machine spent outside the server and wrk during the run (noise)."""
+    return float(r["machine_busy_s"]) - float(r["server_cpu_s"]) - float(r["wrk_cpu_s"])
+
+
 def pairs(rows, a, b):
     return ", ".join("%s -> %s" % (r.get(a), r.get(b)) for r in rows)
 
@@ -57,8 +62,8 @@ def main():
     checks = []
     print("| storage | workload | server | req/s | x Bun | p50 ms | p99 ms | non-2xx / timeouts |"
           " RSS 1 s after start MiB | peak RSS MiB | RSS after idle MiB | idle - start MiB |"
-          " fds end -> idle | open tenants end -> idle | rows >= 2xx | server CPU us/req |")
-    print("|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|---|---:|")
+          " fds end -> idle | open tenants end -> idle | rows >= 2xx | server CPU us/req | other CPU s |")
+    print("|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|---|---:|---:|")
     for (storage, dist, T), by_srv in groups.items():
         bun = med(by_srv.get("bun", []), "rps")
         for srv, rs in by_srv.items():
@@ -74,7 +79,8 @@ def main():
                   f" {pairs(rs, 'fds_end', 'fds_idle')} |"
                   f" {pairs(rs, 'open_tenants_end', 'open_tenants_idle')} |"
                   f" {checks_of(rs)} |"
-                  f" {', '.join('-' if c is None else f'{c:.0f}' for c in cpu)} |")
+                  f" {', '.join('-' if c is None else f'{c:.0f}' for c in cpu)} |"
+                  f" {', '.join(f'{other(r):.1f}' for r in rs)} |")
             want = TARGETS.get((storage, srv))
             if want and bun and rps is not None:
                 checks.append((f"{storage} {dist} {srv} req/s >= {want}x Bun", f"{rps / bun:.1f}x", rps / bun >= want))

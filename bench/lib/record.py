@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Merge wrk's RESULT_JSON (argument 1, may be empty) with key=value pairs into one JSON line.
 
-Values that parse as JSON numbers become numbers; everything else stays a string.
+Values that parse as JSON or as floats become numbers; everything else stays a string.
 """
 import json
 import sys
@@ -12,5 +12,8 @@ for kv in sys.argv[2:]:
     try:
         out[k] = json.loads(v)
     except ValueError:
-        out[k] = v
+        try:
+            out[k] = float(v)  # bc prints ".5" for 0.5
+        except ValueError:
+            out[k] = v
 print(json.dumps(out, sort_keys=True))

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# tenantd's SQL path (Hrana v2 pipelines) under wrk: point reads and small writes over T tenants
+# with Zipf access, for each durability mode; the Bun seed server's webhook write on the same
+# tenant count as the baseline (sqld cannot be built here: see docs/BENCHMARKS.md).
+#
+#   bench/sql.sh                                  # T=1000 and 10000, ~6 min
+#   TENANTS="200" DURATION=3s IDLE_S=3 bench/sql.sh   # smoke
+#
+# Per (T, server): fresh data dir on the real disk, `tenantd bench provision` + `tenantd
+# migrate` (bench/sql/0001_kv.sql: a kv table with 100 rows per tenant), server pinned to
+# SERVER_CPU, wrk pinned to WRK_CPU; records req/s, p50/p99, non-2xx and in-band SQL errors,
+# RSS 1 s after start, peak RSS, fds at peak, and RSS, fds and open tenants after IDLE_S idle.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+HERE=$ROOT/bench
+TENANTD=${TENANTD:-$ROOT/target/release/tenantd}
+BUN=${BUN:-/tmp/bench-peers/seed-bun/node_modules/.bin/bun}
+BUN_SERVER=${BUN_SERVER:-/tmp/bench-peers/seed-bun/server.ts}
+TENANTS=${TENANTS:-"1000 10000"}
+SERVERS=${SERVERS:-"tenantd-fsync tenantd-crash bun"}
+DURATION=${DURATION:-20s}; CONNS=${CONNS:-64}; IDLE_TTL=${IDLE_TTL:-10s}; IDLE_S=${IDLE_S:-12}
+PORT=${PORT:-3960}; SERVER_CPU=${SERVER_CPU:-0}; WRK_CPU=${WRK_CPU:-1}
+DATA_ROOT=${DATA_ROOT:-/tmp/tenantd-sql-bench}
+OUT=${OUT:-$HERE/results/sql-$(date +%Y%m%d-%H%M%S)}
+TOKEN=bench-admin-token
+
+mkdir -p "$OUT"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log"; }
+kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1==m {print $2}'; }
+[[ -x $TENANTD ]] || { echo "no tenantd binary at $TENANTD (cargo build --release -p tenantd)" >&2; exit 1; }
+
+{ nproc; uname -r; date -u; cut -d' ' -f1-3 /proc/loadavg; } > "$OUT/machine.txt"
+
+wait_up() {
+  for _ in $(seq 1 200); do
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/$1" && return 0
+    sleep 0.05
+  done
+  echo "server did not start" >&2; return 1
+}
+
+run_wrk() { # label lua args...
+  local label=$1; shift
+  taskset -c "$WRK_CPU" wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$@" > "$OUT/$label.wrk.txt" 2>&1
+  grep RESULT_JSON "$OUT/$label.wrk.txt" | sed 's/^RESULT_JSON //'
+}
+
+for T in $TENANTS; do
+  for server in $SERVERS; do
+    data=$DATA_ROOT/$server-$T
+    rm -rf "$data"; mkdir -p "$data"
+    label=$server-t$T
+    if [[ $server == bun ]]; then
+      "$TENANTD" bench provision --data "$data" --count "$T" --layout flat > /dev/null
+      (cd "$(dirname "$BUN_SERVER")" && DATA_DIR=$data PORT=$PORT exec taskset -c "$SERVER_CPU" "$BUN" "$BUN_SERVER") > "$OUT/$label.server.log" 2>&1 &
+      pid=$!
+      wait_up "t/readycheck/events"
+    else
+      mode=${server#tenantd-}
+      "$TENANTD" bench provision --data "$data" --count "$T" > /dev/null
+      "$TENANTD" migrate --dir "$HERE/sql" --data "$data" --jobs 2 > "$OUT/$label.migrate.txt"
+      TENANTD_ADMIN_TOKEN=$TOKEN taskset -c "$SERVER_CPU" "$TENANTD" serve --listen "127.0.0.1:$PORT" \
+        --data "$data" --durability "$mode" --idle-ttl "$IDLE_TTL" > "$OUT/$label.server.log" 2>&1 &
+      pid=$!
+      wait_up healthz
+    fi
+    sleep 1
+    rss_start=$(kb $pid VmRSS)
+    if [[ $server == bun ]]; then
+      write=$(run_wrk "$label-write" "$HERE/wrk/ingest.lua" "http://127.0.0.1:$PORT" -- "$T" zipf 1.1 /t/{tenant}/webhook)
+      read='null'
+    else
+      read=$(TOKEN=$TOKEN run_wrk "$label-read" "$HERE/wrk/hrana.lua" "http://127.0.0.1:$PORT" -- "$T" zipf 1.1 read)
+      write=$(TOKEN=$TOKEN run_wrk "$label-write" "$HERE/wrk/hrana.lua" "http://127.0.0.1:$PORT" -- "$T" zipf 1.1 write)
+    fi
+    peak=$(kb $pid VmHWM); fds_peak=$(fds $pid)
+    open_peak=$( [[ $server == bun ]] && echo null || metric tenantd_open_tenants)
+    sleep "$IDLE_S"
+    rss_idle=$(kb $pid VmRSS); fds_idle=$(fds $pid)
+    open_idle=$( [[ $server == bun ]] && echo null || metric tenantd_open_tenants)
+    kill -TERM $pid; wait $pid 2>/dev/null || true
+    line=$(printf '{"server":"%s","tenants":%d,"read":%s,"write":%s,"rss_start_kb":%d,"rss_peak_kb":%d,"fds_at_end_of_load":%d,"open_tenants_at_end_of_load":%s,"rss_after_idle_kb":%d,"fds_after_idle":%d,"open_tenants_after_idle":%s,"loadavg":"%s"}' \
+      "$server" "$T" "$read" "$write" "$rss_start" "$peak" "$fds_peak" "${open_peak:-null}" "$rss_idle" "$fds_idle" "${open_idle:-null}" "$(cut -d' ' -f1-3 /proc/loadavg)")
+    echo "$line" >> "$OUT/results.jsonl"
+    log "$line"
+    rm -rf "$data"
+  done
+done
+log "done: $OUT/results.jsonl"
