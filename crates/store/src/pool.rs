@@ -120,6 +120,9 @@ impl TenantPool {
             );
             cfg.max_open = fit.max(1);
         }
+        if !sys::configure_sqlite_once() {
+            tracing::debug!("SQLite was initialised before the pool: default lookaside kept");
+        }
         sys::set_sqlite_heap_limit(cfg.sqlite_heap_limit);
         Ok(TenantPool {
             inner: Arc::new(Inner {
