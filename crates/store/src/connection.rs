@@ -118,6 +118,15 @@ pub fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Checkpoints a closed tenant's leftover WAL into its file and closes it cleanly, so it is just
+/// its `.db` again. Only for tenants no pool connection has open. Errors: `NotFound`, SQLite.
+pub fn tidy(path: &Path, cfg: &PoolConfig) -> Result<(), StoreError> {
+    let conn = open_existing(path, Access::Write, cfg, None)?;
+    let done = checkpoint(&conn);
+    close_clean(conn);
+    done
+}
+
 /// Closes `conn` so that, if it is the file's last connection, SQLite checkpoints and deletes
 /// the `-wal` and `-shm` files. Errors are logged: a failed tidy-up never loses data.
 pub fn close_clean(conn: Connection) {

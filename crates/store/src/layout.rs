@@ -117,6 +117,25 @@ pub fn list_tenants(
     Ok((out, None))
 }
 
+/// Every tenant whose `-wal` file exists (a tenant closed without a checkpoint). Walks the
+/// whole tree: meant for one background pass at start. Errors are I/O errors.
+pub fn tenants_with_wal(data_dir: &Path) -> io::Result<Vec<TenantId>> {
+    let root = data_dir.join(TENANTS_DIR);
+    let mut out = Vec::new();
+    for aa in sorted_hex_dirs(&root)? {
+        for bb in sorted_hex_dirs(&root.join(&aa))? {
+            for entry in std::fs::read_dir(root.join(&aa).join(&bb))? {
+                let name = entry?.file_name();
+                let stem = name.to_str().and_then(|n| n.strip_suffix(".db-wal"));
+                if let Some(id) = stem.and_then(|s| TenantId::parse(s).ok()) {
+                    out.push(id);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn sorted_hex_dirs(dir: &Path) -> io::Result<Vec<String>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,

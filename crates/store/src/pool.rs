@@ -53,6 +53,8 @@ struct Inner {
     shutting_down: AtomicBool,
     stop: Notify,
     checkpoint_permits: Arc<tokio::sync::Semaphore>,
+    /// Held for the whole of a maintenance pass; shutdown takes it so no pass overlaps it.
+    pass: tokio::sync::Mutex<()>,
 }
 
 enum Entry {
@@ -134,6 +136,7 @@ impl TenantPool {
                 shutting_down: AtomicBool::new(false),
                 stop: Notify::new(),
                 checkpoint_permits: Arc::new(tokio::sync::Semaphore::new(CHECKPOINTS_AT_ONCE)),
+                pass: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -301,6 +304,10 @@ impl TenantPool {
     /// tidy fast-closed tenants while there is room. The background task calls this; tests call
     /// it with a `now` in the future instead of sleeping.
     pub async fn maintain_at(&self, now: Instant) {
+        let _pass = self.inner.pass.lock().await;
+        if self.inner.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
         let idle = self.inner.take_idle(now);
         let closed = idle.len();
         if closed > 0 {
@@ -331,7 +338,22 @@ impl TenantPool {
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(tick);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
+            // Tenants evicted before a crash or an unclean stop still have a -wal: tidy them.
+            let dir = pool.inner.cfg.data_dir.clone();
+            match tokio::task::spawn_blocking(move || crate::layout::tenants_with_wal(&dir)).await {
+                Ok(Ok(left)) => {
+                    tracing::info!(
+                        tenants = left.len(),
+                        "tenants with a WAL left on disk queued for tidy"
+                    );
+                    left.into_iter().for_each(|id| pool.inner.queue_tidy(id));
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot scan for WAL files left on disk"),
+                Err(e) => tracing::warn!(error = %e, "cannot scan for WAL files left on disk"),
+            }
+            // `stop` is notified with notify_one, so a stop sent while a pass runs is kept and
+            // seen at the next select; the flag check covers a stop sent before this task began.
+            while !pool.inner.shutting_down.load(Ordering::Acquire) {
                 tokio::select! {
                     _ = interval.tick() => pool.maintain_at(Instant::now()).await,
                     _ = pool.inner.stop.notified() => return,
@@ -345,7 +367,9 @@ impl TenantPool {
     /// are on disk (committed data is safe in the WAL).
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutting_down.store(true, Ordering::Release);
-        self.inner.stop.notify_waiters();
+        self.inner.stop.notify_one();
+        // Let a running maintenance pass finish; none starts after this.
+        let _pass = self.inner.pass.lock().await;
         let deadline = Instant::now() + grace;
         loop {
             let idle = self
@@ -361,6 +385,7 @@ impl TenantPool {
             let left = self.inner.stats.open_tenants.load(Ordering::Relaxed)
                 + self.inner.stats.closing_tenants.load(Ordering::Acquire);
             if left == 0 {
+                self.drain_tidy(deadline).await;
                 return;
             }
             if Instant::now() >= deadline {
@@ -368,6 +393,30 @@ impl TenantPool {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// At shutdown, with every tenant closed and no new user admitted: checkpoint and close
+    /// cleanly the tenants that LRU pressure closed fast, until `deadline`. What is left is found
+    /// again by the scan at the next start.
+    async fn drain_tidy(&self, deadline: Instant) {
+        let mut tidied = 0;
+        while Instant::now() < deadline {
+            let Some(id) = self.inner.pop_tidy() else {
+                break;
+            };
+            let path = self.path_of(&id);
+            let cfg = self.inner.cfg.clone();
+            let done = tokio::task::spawn_blocking(move || connection::tidy(&path, &cfg)).await;
+            match done {
+                Ok(Ok(())) | Ok(Err(StoreError::NotFound)) => tidied += 1,
+                Ok(Err(e)) => tracing::warn!(tenant = %id, error = %e, "tidy at shutdown failed"),
+                Err(e) => tracing::warn!(tenant = %id, error = %e, "tidy at shutdown failed"),
+            }
+        }
+        let left = self.inner.tidy.lock().order.len();
+        if tidied + left > 0 {
+            tracing::info!(tidied, left, "shutdown: tidied fast-closed tenants");
         }
     }
 
@@ -462,8 +511,13 @@ impl TenantPool {
             if self.is_open(&id) {
                 continue; // its idle close will be clean
             }
-            let Ok(guard) = self.writer(&id).await else {
-                continue;
+            let guard = match self.writer(&id).await {
+                Ok(guard) => guard,
+                Err(StoreError::ShuttingDown | StoreError::PoolExhausted) => {
+                    self.inner.queue_tidy(id); // not now; shutdown or a later pass will
+                    break;
+                }
+                Err(_) => continue,
             };
             let slot = guard.slot().clone();
             if let Ok((guard, Err(e))) = guard.run(connection::checkpoint).await {

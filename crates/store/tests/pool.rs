@@ -312,3 +312,72 @@ async fn a_writer_dropped_mid_transaction_is_rolled_back() {
         .unwrap();
     assert_eq!(bodies, vec![b"kept".to_vec()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_maintenance_even_mid_pass_and_leaves_only_db_files() {
+    // Regression: a stop sent while a maintenance pass ran was lost (notify_waiters), and the
+    // server hung after "shut down cleanly".
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool_with(&dir, |c| {
+            c.max_open = 8;
+            c.idle_ttl = Duration::from_millis(1);
+        });
+        let ids: Vec<TenantId> = (0..40).map(|i| t(&format!("s{i}"))).collect();
+        for id in &ids {
+            pool.create(id, events::init_schema).await.unwrap();
+            insert(&pool, id, b"x").await.unwrap();
+        }
+        let maintenance = pool.spawn_maintenance();
+        tokio::time::sleep(Duration::from_millis(round * 3)).await;
+        pool.shutdown(Duration::from_secs(10)).await;
+        let ended = tokio::time::timeout(Duration::from_secs(10), maintenance).await;
+        assert!(
+            ended.is_ok(),
+            "round {round}: maintenance task did not stop"
+        );
+        for id in &ids {
+            assert_eq!(
+                files_of(&pool, id),
+                [format!("{id}.db")],
+                "round {round}: {id}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn wal_files_left_by_a_crash_are_tidied_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<TenantId> = (0..12).map(|i| t(&format!("c{i}"))).collect();
+    {
+        let pool = pool_with(&dir, |c| c.max_open = 4);
+        for id in &ids {
+            pool.create(id, events::init_schema).await.unwrap();
+            insert(&pool, id, b"x").await.unwrap();
+        }
+        // No shutdown: as if the process died. Evicted tenants still have -wal/-shm.
+    }
+    let left = store::layout::tenants_with_wal(dir.path()).unwrap();
+    assert!(left.len() >= 8, "{left:?}");
+    let pool = pool_with(&dir, |c| c.max_open = 4);
+    let maintenance = pool.spawn_maintenance();
+    for _ in 0..200 {
+        if store::layout::tenants_with_wal(dir.path())
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        store::layout::tenants_with_wal(dir.path()).unwrap(),
+        Vec::<TenantId>::new()
+    );
+    for id in &ids {
+        assert_eq!(count(&pool, id).await, 1);
+    }
+    pool.shutdown(Duration::from_secs(5)).await;
+    maintenance.await.unwrap();
+}
