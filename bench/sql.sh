@@ -30,6 +30,9 @@ kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1==m {print $2}'; }
 [[ -x $TENANTD ]] || { echo "no tenantd binary at $TENANTD (cargo build --release -p tenantd)" >&2; exit 1; }
+if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then echo "port $PORT already in use" >&2; exit 1; fi
+pid=
+trap '[[ -n $pid ]] && kill "$pid" 2>/dev/null || true' EXIT
 
 { nproc; uname -r; date -u; cut -d' ' -f1-3 /proc/loadavg; } > "$OUT/machine.txt"
 
@@ -66,6 +69,7 @@ for T in $TENANTS; do
       pid=$!
       wait_up healthz
     fi
+    sync # provisioning and migration writeback must not overlap the measurement
     sleep 1
     rss_start=$(kb $pid VmRSS)
     if [[ $server == bun ]]; then
@@ -80,7 +84,7 @@ for T in $TENANTS; do
     sleep "$IDLE_S"
     rss_idle=$(kb $pid VmRSS); fds_idle=$(fds $pid)
     open_idle=$( [[ $server == bun ]] && echo null || metric tenantd_open_tenants)
-    kill -TERM $pid; wait $pid 2>/dev/null || true
+    kill -TERM $pid; wait $pid 2>/dev/null || true; pid=
     line=$(printf '{"server":"%s","tenants":%d,"read":%s,"write":%s,"rss_start_kb":%d,"rss_peak_kb":%d,"fds_at_end_of_load":%d,"open_tenants_at_end_of_load":%s,"rss_after_idle_kb":%d,"fds_after_idle":%d,"open_tenants_after_idle":%s,"loadavg":"%s"}' \
       "$server" "$T" "$read" "$write" "$rss_start" "$peak" "$fds_peak" "${open_peak:-null}" "$rss_idle" "$fds_idle" "${open_idle:-null}" "$(cut -d' ' -f1-3 /proc/loadavg)")
     echo "$line" >> "$OUT/results.jsonl"

@@ -10,7 +10,8 @@
 -- Env: TOKEN (bearer token, required), PATH_TEMPLATE (default /t/{tenant}/v2/pipeline).
 -- Prints one "RESULT_JSON {...}" line when done.
 
-local T, DIST, S, OP, KEYS, PATH
+-- Globals (not locals) so done() can read them from a thread's state with thread:get.
+T, DIST, S, OP, KEYS, PATH = nil, nil, nil, nil, nil, nil
 local cdf = {}
 local threads = {}
 
@@ -81,7 +82,7 @@ function request()
 end
 
 -- Hrana reports statement errors in-band with HTTP 200: count them from the body.
-local inband_errors = 0
+inband_errors = 0
 function response(status, headers, body)
    if status == 200 and string.find(body, '"type":"error"', 1, true) then
       inband_errors = inband_errors + 1
@@ -91,6 +92,8 @@ end
 function done(summary, latency, requests)
    local errs = 0
    for _, t in ipairs(threads) do errs = errs + (t:get("inband_errors") or 0) end
+   local first = threads[1]
+   local OP, T, DIST = first:get("OP"), first:get("T"), first:get("DIST")
    local non2xx = summary.errors.status
    io.write(string.format(
       'RESULT_JSON {"op":"%s","tenants":%d,"dist":"%s","requests":%d,"rps":%.1f,' ..

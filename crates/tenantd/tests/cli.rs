@@ -1,16 +1,9 @@
 //! The CLI against the real binary: `tenantd tenant …` and `tenantd hook set` drive a running
 //! server through the admin API; bad flags and config give clear errors.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
 
-fn tenantd() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tenantd"));
-    c.env_remove("TENANTD_ADMIN_TOKEN")
-        .env_remove("TENANTD_URL")
-        .env_remove("TENANTD_DATA");
-    c
-}
+use common::tenantd;
 
 fn run(args: &[&str], data: &std::path::Path, url: &str) -> (bool, String, String) {
     let out = tenantd()
@@ -32,22 +25,7 @@ fn run(args: &[&str], data: &std::path::Path, url: &str) -> (bool, String, Strin
 fn tenant_and_hook_commands_drive_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let mut child = tenantd()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .arg("--data")
-        .arg(data)
-        .env("TENANTD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().unwrap().unwrap();
-        if let Some(u) = line.strip_prefix("tenantd listening on ") {
-            break u.to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let (mut child, url) = common::spawn_serve(data, &[]);
 
     let (ok, out, err) = run(&["tenant", "create", "acme"], data, &url);
     assert!(ok, "{err}");

@@ -2,11 +2,12 @@
 //! mid-load, restart it on the same data dir, and check that every acknowledged write is there
 //! and every tenant file passes `PRAGMA integrity_check`.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod common;
 
 const TENANTS: [&str; 4] = ["crash-a", "crash-b", "crash-c", "crash-d"];
 const WRITERS: usize = 16;
@@ -17,30 +18,7 @@ struct Server {
 }
 
 fn spawn(data: &Path, durability: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tenantd"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--durability",
-            durability,
-        ])
-        .arg("--data")
-        .arg(data)
-        .env("TENANTD_LOG", "warn")
-        .env_remove("TENANTD_ADMIN_TOKEN")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("tenantd starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("tenantd printed its address").unwrap();
-        if let Some(url) = line.strip_prefix("tenantd listening on ") {
-            break url.to_owned();
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let (child, url) = common::spawn_serve(data, &["--durability", durability]);
     Server { child, url }
 }
 

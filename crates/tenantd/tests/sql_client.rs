@@ -6,12 +6,15 @@
 //! `TENANTD_REQUIRE_NODE=1`, so there a missing install fails). Without that variable, a
 //! machine with no Node install skips it with a note.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use serde_json::{json, Value};
+
+mod common;
+
+use common::tenantd;
 
 struct Server {
     child: Child,
@@ -26,32 +29,10 @@ impl Drop for Server {
     }
 }
 
-fn tenantd() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tenantd"));
-    c.env_remove("TENANTD_ADMIN_TOKEN")
-        .env_remove("TENANTD_DATA")
-        .env_remove("TENANTD_TOKEN_KEY");
-    c
-}
-
 /// A server on a fresh data dir with tenants `acme` and `globex`.
 async fn serve() -> Server {
     let data = tempfile::tempdir().unwrap();
-    let mut child = tenantd()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .env("TENANTD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("tenantd printed its address").unwrap();
-        if let Some(u) = line.strip_prefix("tenantd listening on ") {
-            break u.to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let (child, url) = common::spawn_serve(data.path(), &[]);
     let srv = Server { child, url, data };
     let admin = std::fs::read_to_string(srv.data.path().join("admin.token")).unwrap();
     for t in ["acme", "globex"] {

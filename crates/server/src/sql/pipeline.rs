@@ -17,7 +17,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hrana::exec::{ProtocolError, Stream};
-use hrana::guard::{self, Guard, GuardConfig};
+use hrana::guard::{Guard, GuardConfig};
 use hrana::proto::{
     CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody, StreamResult,
 };
@@ -214,21 +214,16 @@ pub async fn writer_for(
 }
 
 /// Runs `f` on `conn` inside the tenant SQL guard, on the current (blocking) thread.
-/// Errors: the connection lacks the open-time settings, or the guard cannot be applied (500).
+/// The open-time settings the guard relies on (DEFENSIVE, untrusted schema, no extension
+/// loading) are applied by the store to every connection and asserted on pool connections by
+/// `the_guard_is_on_for_every_request` in tests/it/sql.rs; probing them here cost a query on
+/// every request. Errors: the guard cannot be applied (500).
 pub fn with_guard<R>(
     conn: &Connection,
     cfg: &GuardConfig,
     read_only: bool,
     f: impl FnOnce(&Connection) -> Result<R, SqlError>,
 ) -> Result<R, SqlError> {
-    let problems = guard::open_settings_problems(conn);
-    if !problems.is_empty() {
-        return Err(ApiError::Internal(format!(
-            "tenant connection lacks open-time settings: {}",
-            problems.join(", ")
-        ))
-        .into());
-    }
     let guard = Guard::enter(conn, cfg, read_only)
         .map_err(|e| SqlError::Api(ApiError::Internal(e.to_string())))?;
     f(&guard)
