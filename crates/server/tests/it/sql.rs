@@ -12,14 +12,7 @@ use store::{PoolConfig, TenantId, TenantPool};
 
 use crate::util::TOKEN;
 
-struct Sql {
-    url: String,
-    state: AppState,
-    http: reqwest::Client,
-    dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
+type Sql = crate::util::TestServer;
 
 async fn start() -> Sql {
     start_with(SqlConfig::default()).await
@@ -27,30 +20,12 @@ async fn start() -> Sql {
 
 async fn start_with(cfg: SqlConfig) -> Sql {
     let dir = tempfile::tempdir().unwrap();
-    let pool = TenantPool::open(PoolConfig::new(dir.path())).unwrap();
+    let data = dir.path().to_owned();
+    let pool = TenantPool::open(PoolConfig::new(&data)).unwrap();
     let sql = SqlState::new(cfg, auth::Keys::generate());
     let state = AppState::with_sql(pool, TOKEN.to_owned(), HttpConfig::default(), sql);
     server::sql::spawn_expiry(&state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (app, st) = (server::app(state.clone()), state.clone());
-    let task = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        server::serve::serve(listener, app, st, shutdown)
-            .await
-            .unwrap();
-    });
-    Sql {
-        url,
-        state,
-        http: reqwest::Client::new(),
-        dir,
-        stop: Some(stop),
-        task: Some(task),
-    }
+    crate::util::serve_state(state, dir, &data).await
 }
 
 impl Sql {
@@ -88,13 +63,6 @@ impl Sql {
 
     fn is_open(&self, id: &str) -> bool {
         self.state.pool.is_open(&TenantId::parse(id).unwrap())
-    }
-
-    /// Stops the server gracefully; the data dir lives as long as the returned handle.
-    async fn stop(mut self) -> tempfile::TempDir {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
-        self.dir
     }
 }
 

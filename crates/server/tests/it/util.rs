@@ -46,6 +46,15 @@ async fn start_at(
     tweak(&mut pool_cfg, &mut http);
     let pool = TenantPool::open(pool_cfg).unwrap();
     let state = AppState::new(pool, TOKEN.to_owned(), http);
+    serve_state(state, dir, data).await
+}
+
+/// Serves `state` on 127.0.0.1:0 until `TestServer::stop`.
+pub async fn serve_state(
+    state: AppState,
+    dir: tempfile::TempDir,
+    data: &std::path::Path,
+) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
