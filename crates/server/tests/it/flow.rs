@@ -161,15 +161,7 @@ async fn health_readiness_and_metrics() {
     srv.create_tenant("m").await;
     srv.post_hook("m", "s", "x").await;
     srv.post_hook("nope", "s", "x").await;
-    let text = srv
-        .http
-        .get(format!("{}/metrics", srv.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = srv.metrics_text().await;
     for want in [
         "tenantd_open_tenants 1",
         "tenantd_rejects_total{reason=\"tenant_not_found\"} 1",

@@ -793,15 +793,7 @@ async fn clear_refusals_and_probes() {
 
     // Metrics label SQL routes by template.
     srv.pipe("acme", &t, Value::Null, json!([])).await;
-    let text = srv
-        .http
-        .get(format!("{}/metrics", srv.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = srv.metrics_text().await;
     assert!(
         text.contains("route=\"/t/{tenant}/v2/pipeline\",status=\"200\""),
         "{text}"

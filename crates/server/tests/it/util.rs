@@ -127,14 +127,20 @@ impl TestServer {
             .unwrap()
     }
 
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = self
+    /// The `/metrics` page as text.
+    pub async fn metrics_text(&self) -> String {
+        let r = self
             .http
             .get(format!("{}/metrics", self.url))
             .send()
             .await
             .unwrap();
-        let text = text.text().await.unwrap();
+        r.text().await.unwrap()
+    }
+
+    /// One unlabelled metric's value.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics_text().await;
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or_else(|| panic!("metric {name} missing"))
