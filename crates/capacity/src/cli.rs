@@ -23,6 +23,13 @@ use crate::workload::WorkloadProfile;
 
 /// The launch case's machine when `--machine` is not given.
 pub const DEFAULT_MACHINE: &str = "fly-shared-cpu-2x";
+/// The workload when `--workload` is not given.
+pub const DEFAULT_WORKLOAD: &str = "seed";
+/// The gross margin `--target-margin` asks a price for when not given.
+pub const DEFAULT_TARGET_MARGIN: f64 = 0.8;
+/// Largest `--users` / `--tenants`: a trillion, over a hundred per person alive; a larger count
+/// is a typo, and counts stay exact in the model's floating point.
+pub const MAX_USERS: u64 = 1_000_000_000_000;
 
 /// Arguments of `tenantd capacity`. With no subcommand: the launch report.
 #[derive(Debug, clap::Args)]
@@ -30,54 +37,77 @@ pub struct CapacityCmd {
     /// What to show (default: the capacity of one machine).
     #[command(subcommand)]
     pub command: Option<CapacitySub>,
-    /// Options every subcommand shares.
+    /// The model's options for the launch report; also accepted before a subcommand.
     #[command(flatten)]
     pub opts: Opts,
 }
 
-/// Options shared by every `tenantd capacity` subcommand.
-#[derive(Debug, Clone, clap::Args)]
+/// The model's options, given after `capacity` or after a model subcommand (the latter wins).
+/// Unset options take their documented defaults when the command runs.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Opts {
     /// Machine profile: a built-in name or a TOML file [default: fly-shared-cpu-2x]
-    #[arg(long, global = true, value_name = "NAME|FILE")]
+    #[arg(long, value_name = "NAME|FILE")]
     pub machine: Option<String>,
-    /// Workload profile: a built-in name or a TOML file
-    #[arg(long, global = true, value_name = "NAME|FILE", default_value = "seed")]
-    pub workload: String,
+    /// Workload profile: a built-in name or a TOML file [default: seed]
+    #[arg(long, value_name = "NAME|FILE")]
+    pub workload: Option<String>,
     /// Years of data kept per tenant (overrides the workload's retention_years)
-    #[arg(
-        long,
-        global = true,
-        allow_negative_numbers = true,
-        value_name = "YEARS"
-    )]
+    #[arg(long, allow_negative_numbers = true, value_name = "YEARS")]
     pub years: Option<f64>,
     /// Price per tenant per month, USD (overrides price_usd_per_tenant_month)
-    #[arg(long, global = true, allow_negative_numbers = true, value_name = "USD")]
+    #[arg(long, allow_negative_numbers = true, value_name = "USD")]
     pub price: Option<f64>,
     /// Fraction of the binding limit kept free (overrides headroom_fraction)
-    #[arg(
-        long,
-        global = true,
-        allow_negative_numbers = true,
-        value_name = "FRACTION"
-    )]
+    #[arg(long, allow_negative_numbers = true, value_name = "FRACTION")]
     pub headroom: Option<f64>,
-    /// Gross margin to compute a price for, as a fraction
-    #[arg(
-        long,
-        global = true,
-        allow_negative_numbers = true,
-        value_name = "FRACTION",
-        default_value_t = 0.8
-    )]
-    pub target_margin: f64,
-    /// Output format
-    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Gross margin to compute a price for, as a fraction [default: 0.8]
+    #[arg(long, allow_negative_numbers = true, value_name = "FRACTION")]
+    pub target_margin: Option<f64>,
+    /// Output format [default: text]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
     /// Also draw charts to this SVG file (tenants vs years kept; cost per user vs users)
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+}
+
+impl Opts {
+    /// These options where set, else `outer`'s (the options given before the subcommand).
+    fn or(&self, outer: &Opts) -> Opts {
+        Opts {
+            machine: self.machine.clone().or_else(|| outer.machine.clone()),
+            workload: self.workload.clone().or_else(|| outer.workload.clone()),
+            years: self.years.or(outer.years),
+            price: self.price.or(outer.price),
+            headroom: self.headroom.or(outer.headroom),
+            target_margin: self.target_margin.or(outer.target_margin),
+            format: self.format.or(outer.format),
+            svg: self.svg.clone().or_else(|| outer.svg.clone()),
+        }
+    }
+
+    /// The flags that are set, by name, for refusing those a subcommand has no use for.
+    fn set_flags(&self) -> Vec<&'static str> {
+        let set = [
+            ("--machine", self.machine.is_some()),
+            ("--workload", self.workload.is_some()),
+            ("--years", self.years.is_some()),
+            ("--price", self.price.is_some()),
+            ("--headroom", self.headroom.is_some()),
+            ("--target-margin", self.target_margin.is_some()),
+            ("--svg", self.svg.is_some()),
+        ];
+        set.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect()
+    }
+
+    fn format(&self) -> Format {
+        self.format.unwrap_or_default()
+    }
+
+    fn target_margin(&self) -> f64 {
+        self.target_margin.unwrap_or(DEFAULT_TARGET_MARGIN)
+    }
 }
 
 /// Subcommands of `tenantd capacity`.
@@ -86,23 +116,41 @@ pub enum CapacitySub {
     /// The seed's scaling roadmap (launch, growth, enterprise) next to the model's plan
     Roadmap {
         /// Size a cluster for this many users instead, on each built-in machine (or --machine)
-        #[arg(long)]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_USERS))]
         users: Option<u64>,
+        /// The model's options; `--machine` plans every phase on that machine.
+        #[command(flatten)]
+        opts: Opts,
     },
     /// Every quantitative claim of the seed: holds or not, and why
-    CheckSeed,
+    CheckSeed {
+        /// The model's options (`--machine` is refused: the seed's claims name their machines).
+        #[command(flatten)]
+        opts: Opts,
+    },
     /// The seed's idle-cost table: Docker per tenant vs scale-to-zero
     Compare {
         /// Tenants to host
-        #[arg(long, default_value_t = crate::claims::COMPARE_TENANTS)]
+        #[arg(long, value_name = "N", default_value_t = crate::claims::COMPARE_TENANTS,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_USERS))]
         tenants: u64,
+        /// The model's options.
+        #[command(flatten)]
+        opts: Opts,
     },
     /// The formulas with the numbers substituted, and what would change the verdict
-    Explain,
+    Explain {
+        /// The model's options.
+        #[command(flatten)]
+        opts: Opts,
+    },
     /// List the built-in profiles, or show one with every field's unit and source
     Profiles {
         /// A built-in profile name, or a TOML file (shown after loading)
         name: Option<String>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
 }
 
@@ -134,7 +182,8 @@ fn machine(opts: &Opts) -> anyhow::Result<MachineProfile> {
 }
 
 fn workload(opts: &Opts) -> anyhow::Result<WorkloadProfile> {
-    let mut w = load::load_workload(&opts.workload)?;
+    let spec = opts.workload.as_deref().unwrap_or(DEFAULT_WORKLOAD);
+    let mut w = load::load_workload(spec)?;
     let overrides = [
         ("retention_years", opts.years, "--years"),
         ("price_usd_per_tenant_month", opts.price, "--price"),
@@ -152,57 +201,86 @@ fn workload(opts: &Opts) -> anyhow::Result<WorkloadProfile> {
 }
 
 fn json_text(value: serde_json::Value) -> anyhow::Result<String> {
-    Ok(serde_json::to_string_pretty(&value)? + "\n")
+    Ok(render::json::to_text(value)?)
 }
 
 /// Computes a command's output without printing it; the same errors as [`run`].
 pub fn output(cmd: &CapacityCmd) -> anyhow::Result<Output> {
-    let opts = &cmd.opts;
-    if !(0.0..1.0).contains(&opts.target_margin) {
-        bail!(
-            "--target-margin must be at least 0 and below 1, got {}",
-            opts.target_margin
-        );
+    let outer = &cmd.opts;
+    let opts = match &cmd.command {
+        None => outer.clone(),
+        Some(CapacitySub::Profiles { .. }) => {
+            if let Some(flag) = outer.set_flags().first() {
+                bail!(
+                    "{flag} does not apply to `profiles`: it lists the built-in profiles, or \
+                     shows the one named (`tenantd capacity profiles NAME|FILE`)"
+                );
+            }
+            outer.clone()
+        }
+        Some(
+            CapacitySub::Roadmap { opts, .. }
+            | CapacitySub::CheckSeed { opts }
+            | CapacitySub::Compare { opts, .. }
+            | CapacitySub::Explain { opts },
+        ) => opts.or(outer),
+    };
+    let opts = &opts;
+    let target_margin = opts.target_margin();
+    if !(0.0..1.0).contains(&target_margin) {
+        bail!("--target-margin must be at least 0 and below 1, got {target_margin}");
     }
+    let format = opts.format();
     let stdout = match &cmd.command {
         None => {
             let (m, w) = (machine(opts)?, workload(opts)?);
             let c = evaluate(&m, &w);
-            let e = economics(&m, &w, &c, opts.target_margin);
-            match opts.format {
+            let e = economics(&m, &w, &c, target_margin);
+            match format {
                 Format::Json => json_text(json!({
                     "machine": m, "workload": w, "capacity": c, "economics": e
                 }))?,
                 f => render::blocks(&report::launch(&m, &w, &c, &e), f),
             }
         }
-        Some(CapacitySub::Roadmap { users: None }) => {
+        Some(CapacitySub::Roadmap { users: None, .. }) => {
             let w = workload(opts)?;
-            let rows = seed_roadmap(&w, builtin::machine)?;
-            match opts.format {
-                Format::Json => json_text(json!({ "workload": w.meta.name, "phases": rows }))?,
+            // `--machine` plans every phase on that machine; the seed's column is unchanged.
+            let rows = match &opts.machine {
+                Some(_) => {
+                    let m = machine(opts)?;
+                    seed_roadmap(&w, |_| anyhow::Ok(m.clone()))?
+                }
+                None => seed_roadmap(&w, builtin::machine)?,
+            };
+            match format {
+                Format::Json => json_text(json!({
+                    "workload": w.meta.name, "machine": opts.machine, "phases": rows
+                }))?,
                 f => render::blocks(&report::roadmap(&w, &rows), f),
             }
         }
-        Some(CapacitySub::Roadmap { users: Some(users) }) => {
+        Some(CapacitySub::Roadmap {
+            users: Some(users), ..
+        }) => {
             let w = workload(opts)?;
             let machines = chart_machines(opts)?;
             let plans: Vec<_> = machines
                 .iter()
                 .map(|m| plan("target", *users, m, &w))
                 .collect();
-            match opts.format {
+            match format {
                 Format::Json => json_text(json!({ "users": users, "plans": plans }))?,
                 f => render::blocks(&report::sizing(&w, &plans), f),
             }
         }
-        Some(CapacitySub::CheckSeed) => {
+        Some(CapacitySub::CheckSeed { .. }) => {
             if opts.machine.is_some() {
                 bail!("check-seed checks the seed's own machines; --machine does not apply");
             }
             let w = workload(opts)?;
             let claims = check_seed(&SeedCase::with_workload(w.clone())?);
-            match opts.format {
+            match format {
                 Format::Json => json_text(json!({ "workload": w.meta.name, "claims": claims }))?,
                 Format::Markdown => {
                     render::blocks(&report::check_seed(&w, &claims, true), Format::Markdown)
@@ -212,30 +290,28 @@ pub fn output(cmd: &CapacityCmd) -> anyhow::Result<Output> {
                 }
             }
         }
-        Some(CapacitySub::Compare { tenants }) => {
+        Some(CapacitySub::Compare { tenants, .. }) => {
             let (m, w) = (machine(opts)?, workload(opts)?);
             let docker = builtin::workload("docker-per-tenant")?;
             let rows = compare(&m, &[&docker, &w], *tenants);
-            match opts.format {
+            match format {
                 Format::Json => json_text(json!({ "rows": rows }))?,
                 f => render::blocks(&report::compare(&rows), f),
             }
         }
-        Some(CapacitySub::Explain) => {
+        Some(CapacitySub::Explain { .. }) => {
             let (m, w) = (machine(opts)?, workload(opts)?);
-            let steps = explain(&m, &w, opts.target_margin);
+            let steps = explain(&m, &w, target_margin);
             let crossovers = sensitivity(&m, &w);
-            match opts.format {
+            match format {
                 Format::Json => json_text(json!({ "steps": steps, "sensitivity": crossovers }))?,
                 f => render::blocks(&report::explain(&m, &w, &steps, &crossovers), f),
             }
         }
-        Some(CapacitySub::Profiles { name }) => {
-            if opts.svg.is_some() {
-                bail!("--svg does not apply to `profiles`");
-            }
+        Some(CapacitySub::Profiles { name, format }) => {
+            let format = opts.format.unwrap_or(*format);
             return Ok(Output {
-                stdout: profiles(name.as_deref(), opts.format)?,
+                stdout: profiles(name.as_deref(), format)?,
                 svg: None,
             });
         }

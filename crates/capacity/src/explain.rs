@@ -131,11 +131,11 @@ pub fn explain(
         ),
         step(
             Constraint::OpenFiles.label(),
-            "open_files_max / (files_per_open_tenant x peak concurrency)",
+            "open_files_max / ((3 + 2 x readers_per_tenant) x peak concurrency)",
             format!(
-                "{} / ({} x {})",
+                "{} / ((3 + 2 x {}) x {})",
                 n(m.open_files_max),
-                n(w.files_per_open_tenant),
+                n(w.readers_per_tenant),
                 n(w.peak_concurrency())
             ),
             tenants(max(Constraint::OpenFiles)),

@@ -104,6 +104,10 @@ pub trait Profile: Clone + Sized + 'static {
     fn meta(&self) -> &ProfileMeta;
     /// Mutable name, description and sources.
     fn meta_mut(&mut self) -> &mut ProfileMeta;
+    /// For a field name this kind no longer has, what replaced it (shown when a file sets it).
+    fn retired(_name: &str) -> Option<&'static str> {
+        None
+    }
     /// Checks that involve more than one field; errors name the field to change.
     fn check_relations(&self) -> Result<(), (String, String)>;
 

@@ -21,7 +21,7 @@ pub enum Constraint {
     CpuSustained,
     /// Durable syncs per second at peak.
     DiskSyncs,
-    /// Open file descriptors at peak.
+    /// Open file descriptors at peak (3 + 2 x readers_per_tenant per open tenant, as the server).
     OpenFiles,
 }
 
@@ -55,7 +55,7 @@ impl Constraint {
             Constraint::Memory => "op_in_flight_seconds",
             Constraint::CpuPeak | Constraint::CpuSustained => "cpu_seconds_per_request",
             Constraint::DiskSyncs => "syncs_per_request",
-            Constraint::OpenFiles => "files_per_open_tenant",
+            Constraint::OpenFiles => "readers_per_tenant",
         }
     }
 }
@@ -172,7 +172,7 @@ pub fn evaluate(machine: &MachineProfile, workload: &WorkloadProfile) -> Capacit
             Constraint::OpenFiles,
             Quantity::Files,
             machine.open_files_max,
-            workload.files_per_open_tenant * workload.peak_concurrency(),
+            workload.files_per_open_tenant() * workload.peak_concurrency(),
         ),
     ];
     let binding = limits

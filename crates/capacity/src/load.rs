@@ -210,6 +210,9 @@ fn parse_at_depth<P: Profile>(text: &str, origin: &Origin, depth: usize) -> Resu
             continue;
         }
         let field = P::field(key).ok_or_else(|| {
+            if let Some(hint) = P::retired(key) {
+                return field_error(key, format!("no longer a {} field: {hint}", P::KIND));
+            }
             let known: Vec<_> = P::fields().iter().map(|f| f.name).collect();
             field_error(
                 key,

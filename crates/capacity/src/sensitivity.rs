@@ -114,8 +114,9 @@ pub struct Requirement {
     pub constraint: Constraint,
     /// Tenants it allows now.
     pub max_tenants: f64,
-    /// The input to change: a workload field, or `peak_concurrency` (requests/s at peak x
-    /// op_in_flight_seconds) for memory and open files.
+    /// The input to change: a workload field, `peak_concurrency` (requests/s at peak x
+    /// op_in_flight_seconds) for memory, or `files_per_open_tenant` (3 + 2 x
+    /// readers_per_tenant) for open files.
     pub input: &'static str,
     /// The input's current value.
     pub current: f64,
@@ -174,7 +175,7 @@ pub fn requirements(
                 ),
                 Constraint::OpenFiles => (
                     "files_per_open_tenant",
-                    w.files_per_open_tenant,
+                    w.files_per_open_tenant(),
                     per_tenant(machine.open_files_max) / w.peak_concurrency(),
                 ),
             };

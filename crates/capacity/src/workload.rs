@@ -7,6 +7,12 @@ use serde::Serialize;
 use crate::field::{Field, Profile, ProfileMeta, Role};
 use crate::units::{MB, SECONDS_PER_DAY};
 
+/// Files an open tenant holds besides its readers: the writer's db and -wal, and the -shm
+/// shared by all its connections (the server's `fds_per_tenant`).
+pub const FILES_PER_OPEN_TENANT_FIXED: f64 = 3.0;
+/// Files each kept reader connection adds: its own db and -wal descriptors.
+pub const FILES_PER_READER: f64 = 2.0;
+
 /// The average tenant's demands and price.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkloadProfile {
@@ -33,8 +39,9 @@ pub struct WorkloadProfile {
     pub cpu_seconds_per_request: f64,
     /// Durable disk syncs per request (1 per committed write in `fsync` mode).
     pub syncs_per_request: f64,
-    /// Files a tenant holds open while it has an operation in flight.
-    pub files_per_open_tenant: f64,
+    /// Idle reader connections the server keeps per open tenant (its `readers_per_tenant`
+    /// setting); sets the files an open tenant holds, see [`WorkloadProfile::files_per_open_tenant`].
+    pub readers_per_tenant: f64,
     /// Fraction of the binding limit kept free (0.25 = plan for 75% of the limit).
     pub headroom_fraction: f64,
     /// Price charged per tenant per month, in US dollars.
@@ -60,6 +67,13 @@ impl WorkloadProfile {
     /// Bytes one tenant occupies at the end of the retention horizon.
     pub fn storage_bytes_per_tenant(&self) -> f64 {
         (self.tenant_create_mb + self.tenant_growth_mb_per_year * self.retention_years) * MB
+    }
+
+    /// Files one open tenant holds, by the server's own bound (`store::PoolConfig::
+    /// fds_per_tenant`, README "Configuration"): the writer's db and -wal, the shared -shm, and a
+    /// db and a -wal per kept reader: `3 + 2 x readers_per_tenant`.
+    pub fn files_per_open_tenant(&self) -> f64 {
+        FILES_PER_OPEN_TENANT_FIXED + FILES_PER_READER * self.readers_per_tenant
     }
 
     /// RAM one tenant needs at peak, in bytes: idle RAM plus its share of in-flight operations.
@@ -180,15 +194,15 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
         set: |w, v| w.syncs_per_request = v,
     },
     Field {
-        name: "files_per_open_tenant",
-        unit: "files",
-        doc: "files an open tenant holds (database, -wal, -shm)",
+        name: "readers_per_tenant",
+        unit: "connections",
+        doc: "reader connections kept per open tenant; it holds 3 + 2 x this many files",
         role: Role::Limit,
         min: 0.0,
-        min_exclusive: true,
+        min_exclusive: false,
         max: 1000.0,
-        get: |w| w.files_per_open_tenant,
-        set: |w, v| w.files_per_open_tenant = v,
+        get: |w| w.readers_per_tenant,
+        set: |w, v| w.readers_per_tenant = v,
     },
     Field {
         name: "headroom_fraction",
@@ -234,7 +248,7 @@ impl Profile for WorkloadProfile {
             ram_mb_per_idle_tenant: f64::NAN,
             cpu_seconds_per_request: f64::NAN,
             syncs_per_request: f64::NAN,
-            files_per_open_tenant: f64::NAN,
+            readers_per_tenant: f64::NAN,
             headroom_fraction: f64::NAN,
             price_usd_per_tenant_month: f64::NAN,
         }
@@ -248,13 +262,28 @@ impl Profile for WorkloadProfile {
         &mut self.meta
     }
 
+    fn retired(name: &str) -> Option<&'static str> {
+        (name == "files_per_open_tenant").then_some(
+            "replaced by `readers_per_tenant`: an open tenant holds 3 + 2 x readers_per_tenant \
+             files, the server's own bound (its default of 2 readers gives 7)",
+        )
+    }
+
     fn check_relations(&self) -> Result<(), (String, String)> {
         if self.storage_bytes_per_tenant() <= 0.0 {
+            // Name the factor that is 0: the horizon (`--years 0`), else the growth.
+            let field = if self.retention_years == 0.0 {
+                "retention_years"
+            } else {
+                "tenant_growth_mb_per_year"
+            };
             return Err((
-                "tenant_growth_mb_per_year".to_string(),
-                "tenant_create_mb + tenant_growth_mb_per_year x retention_years is 0: \
-                 a tenant must occupy some disk"
-                    .to_string(),
+                field.to_string(),
+                format!(
+                    "is 0 while tenant_create_mb is 0, so a tenant would store nothing: \
+                     tenant_create_mb + tenant_growth_mb_per_year x retention_years must be \
+                     above 0 (raise {field} or tenant_create_mb)"
+                ),
             ));
         }
         Ok(())

@@ -46,7 +46,7 @@ prop_compose! {
         ram_mb_per_idle_tenant in 0.0f64..100.0,
         cpu_seconds_per_request in 1e-6f64..1.0,
         syncs_per_request in 0.0f64..10.0,
-        files_per_open_tenant in 1.0f64..10.0,
+        readers_per_tenant in 0.0f64..10.0,
         headroom_fraction in 0.0f64..0.9,
         price_usd_per_tenant_month in 0.0f64..100.0,
     ) -> WorkloadProfile {
@@ -62,7 +62,7 @@ prop_compose! {
             ram_mb_per_idle_tenant,
             cpu_seconds_per_request,
             syncs_per_request,
-            files_per_open_tenant,
+            readers_per_tenant,
             headroom_fraction,
             price_usd_per_tenant_month,
         };
@@ -82,7 +82,7 @@ const RESOURCES: [&str; 6] = [
 ];
 
 /// Workload fields that are per-tenant demands: more of any of them is worse.
-const DEMANDS: [&str; 10] = [
+const DEMANDS: [&str; 11] = [
     "tenant_create_mb",
     "tenant_growth_mb_per_year",
     "retention_years",
@@ -93,6 +93,7 @@ const DEMANDS: [&str; 10] = [
     "ram_mb_per_idle_tenant",
     "cpu_seconds_per_request",
     "syncs_per_request",
+    "readers_per_tenant",
 ];
 
 proptest! {

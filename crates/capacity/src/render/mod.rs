@@ -1,7 +1,9 @@
 //! Rendering: documents as text or markdown (`doc`), the per-command document builders
-//! (`report`), and SVG charts (`svg`). Nothing here computes a model figure.
+//! (`report`), JSON with rounded floats (`json`), and SVG charts (`svg`). Nothing here computes
+//! a model figure.
 
 pub mod doc;
+pub mod json;
 pub mod report;
 pub mod svg;
 
@@ -13,7 +15,7 @@ pub enum Format {
     Text,
     /// GitHub markdown.
     Markdown,
-    /// JSON: the model's own result types, serialised.
+    /// JSON: the model's own result types, floats to 12 significant digits.
     Json,
 }
 

@@ -146,6 +146,14 @@ pub fn roadmap(workload: &WorkloadProfile, rows: &[RoadmapRow]) -> Vec<Block> {
     for row in rows {
         let m = &row.model;
         let seed = match &row.seed {
+            // Name the seed's machine when the model plans the phase on another one.
+            Some(s) if s.machine != m.machine => format!(
+                "{} {}, {}, {}/user",
+                count(s.machines as f64),
+                s.machine,
+                usd(s.monthly_cost_usd),
+                usd(s.cost_per_user_usd)
+            ),
             Some(s) => format!(
                 "{}, {}, {}/user",
                 plural(s.machines as f64, "machine"),
@@ -175,7 +183,7 @@ pub fn roadmap(workload: &WorkloadProfile, rows: &[RoadmapRow]) -> Vec<Block> {
         Block::Para(
             "Users = tenants (one store per user, as the seed counts). Costs are machines \
              only: no load balancer, bandwidth, backups or AI calls. `--users N` sizes a \
-             cluster for any N."
+             cluster for any N; `--machine` plans every phase on one machine."
                 .into(),
         ),
     ]
