@@ -9,8 +9,10 @@
 # tenantd fsync, tenantd crash; servers interleaved), it provisions the same tenant set with
 # `tenantd bench provision` into a fresh data dir, starts the server pinned to SERVER_CPU, runs
 # wrk pinned to WRK_CPU, records req/s, latency, RSS (1 s after start, peak, after load, after
-# IDLE_S of idle), fds, server CPU, and afterwards counts the stored rows (must be >= the 2xx
-# responses wrk counted). Then it measures tenantd's RSS at start with RSS_TENANTS idle tenant
+# IDLE_S of idle), fds, server CPU, and afterwards counts the stored rows: each delivery has a
+# unique body, so each 2xx must have stored a row. A run with no 2xx, or with fewer rows than
+# 2xx responses, is recorded (rows_check NONE or LOST) and then refused: the script exits 1
+# naming the run, before measuring anything else. Then it measures tenantd's RSS at start with RSS_TENANTS idle tenant
 # files on disk vs none. Raw outputs go to OUT (default bench/results/<timestamp>/).
 #
 # Needs: root (tmpfs mount), wrk, curl, python3, taskset; the tenantd release binary
@@ -206,7 +208,8 @@ run_one() {
   read -r wrk_user wrk_sys <"$rd/wrk_cpu.txt" || true
   local req; req=$(printf '%s' "$W" | python3 -c 'import json,sys; s=sys.stdin.read().strip(); print(json.loads(s).get("requests", 0) if s else 0)')
   local ok2xx=$((req - non2xx))
-  local verdict=ok; [[ $rows -ge $ok2xx ]] || verdict=LOST
+  local verdict=ok
+  if [[ $ok2xx -le 0 ]]; then verdict=NONE; elif [[ $rows -lt $ok2xx ]]; then verdict=LOST; fi
   python3 "$HERE/lib/record.py" "$W" storage="$storage" dist="$dist" T="$T" rep="$rep" server="$srv" \
     non2xx="$non2xx" ok2xx="$ok2xx" rows_stored="$rows" files_with_rows="$counted" files="$files" rows_check="$verdict" \
     rss_start_kb="$rss_start" hwm_start_kb="$hwm_start" peak_rss_kb="$hwm" rss_end_kb="$rss_end" rss_idle_kb="$rss_idle" \
@@ -226,6 +229,10 @@ print("%-5s %-12s %-14s rep%d: %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms  non2xx %
   r["storage"], r["dist"] + str(r["T"]), r["server"], r["rep"], r.get("rps", 0), r.get("lat_p50_ms", 0), r.get("lat_p99_ms", 0),
   r["non2xx"], r["rss_start_kb"]/1024, r["peak_rss_kb"]/1024, r["rss_idle_kb"]/1024, r["fds_end"], r["fds_idle"],
   r["rows_stored"], r["ok2xx"], r["rows_check"], r["server_cpu_s"], r["loadavg_before"]))' | tee -a "$OUT/run.log"
+  if [[ $verdict != ok ]]; then
+    log "REFUSED: $run stored $rows rows for $ok2xx 2xx responses ($verdict: $([[ $verdict == NONE ]] && echo 'no write succeeded' || echo 'acknowledged deliveries are missing'))"
+    exit 1
+  fi
 }
 
 # ---- RSS at start: RSS_TENANTS idle tenant files vs none (same binary, same flags) ----

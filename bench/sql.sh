@@ -10,6 +10,12 @@
 # migrate` (bench/sql/0001_kv.sql: a kv table with 100 rows per tenant), server pinned to
 # SERVER_CPU, wrk pinned to WRK_CPU; records req/s, p50/p99, non-2xx and in-band SQL errors,
 # RSS 1 s after start, peak RSS, fds at peak, and RSS, fds and open tenants after IDLE_S idle.
+#
+# Write check: every benchmark write changes stored bytes (hrana.lua's value embeds a counter and
+# the upsert increments kv.n), and after the server stops bench/lib/check_writes.py sums kv.n
+# (Bun: counts its `events` rows) over every tenant file. A run whose wrk saw no successful
+# write, or whose files hold fewer writes than were acknowledged, is recorded and then refused:
+# the script exits 1 naming the run. SERVERS="tenantd-fsync tenantd-crash" skips Bun.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HERE=$ROOT/bench
@@ -85,11 +91,20 @@ for T in $TENANTS; do
     rss_idle=$(kb $pid VmRSS); fds_idle=$(fds $pid)
     open_idle=$( [[ $server == bun ]] && echo null || metric tenantd_open_tenants)
     kill -TERM $pid; wait $pid 2>/dev/null || true; pid=
-    line=$(printf '{"server":"%s","tenants":%d,"read":%s,"write":%s,"rss_start_kb":%d,"rss_peak_kb":%d,"fds_at_end_of_load":%d,"open_tenants_at_end_of_load":%s,"rss_after_idle_kb":%d,"fds_after_idle":%d,"open_tenants_after_idle":%s,"loadavg":"%s"}' \
-      "$server" "$T" "$read" "$write" "$rss_start" "$peak" "$fds_peak" "${open_peak:-null}" "$rss_idle" "$fds_idle" "${open_idle:-null}" "$(cut -d' ' -f1-3 /proc/loadavg)")
+    # The server has closed every tenant: count what the write run stored.
+    query="SELECT total(n) FROM kv"; [[ $server == bun ]] && query="SELECT count(*) FROM events"
+    check_ok=1
+    check=$(python3 "$HERE/lib/check_writes.py" "$data" "$query" "$write") || check_ok=0
+    [[ -n $check ]] || check='{"write_check":"refused: bench/lib/check_writes.py failed"}'
+    line=$(printf '{"server":"%s","tenants":%d,"read":%s,"write":%s,"write_check":%s,"rss_start_kb":%d,"rss_peak_kb":%d,"fds_at_end_of_load":%d,"open_tenants_at_end_of_load":%s,"rss_after_idle_kb":%d,"fds_after_idle":%d,"open_tenants_after_idle":%s,"loadavg":"%s"}' \
+      "$server" "$T" "$read" "$write" "$check" "$rss_start" "$peak" "$fds_peak" "${open_peak:-null}" "$rss_idle" "$fds_idle" "${open_idle:-null}" "$(cut -d' ' -f1-3 /proc/loadavg)")
     echo "$line" >> "$OUT/results.jsonl"
     log "$line"
     rm -rf "$data"
+    if [[ $check_ok == 0 ]]; then
+      log "REFUSED: the write run of $label did not store its writes: $check"
+      exit 1
+    fi
   done
 done
 log "done: $OUT/results.jsonl"

@@ -5,7 +5,13 @@
 --     T     number of tenants (default 1000), named tenant00000 … (as `tenantd bench provision`)
 --     DIST  zipf | uniform (default zipf);  S  Zipf exponent (default 1.1)
 --     OP    read  : SELECT v FROM kv WHERE k = ?            (a point read by primary key)
---           write : INSERT … ON CONFLICT(k) DO UPDATE …      (a ~100-byte upsert)
+--           write : INSERT … ON CONFLICT(k) DO UPDATE SET v = excluded.v, n = n + 1
+--                   (a 100-byte upsert). Every write changes stored bytes: the value embeds
+--                   the thread and a per-thread counter, and `n` counts the writes, so
+--                   SQLite always dirties a page, appends a WAL frame and (in fsync mode)
+--                   syncs. A write that stores the value already there would do none of that.
+--                   bench/sql.sh sums `n` after the run and refuses a run that stored fewer
+--                   writes than were acknowledged.
 --     KEYS  keys per tenant (default 100; bench/sql/0001_kv.sql seeds 1..100)
 -- Env: TOKEN (bearer token, required), PATH_TEMPLATE (default /t/{tenant}/v2/pipeline).
 -- Prints one "RESULT_JSON {...}" line when done.
@@ -61,7 +67,16 @@ local function pick()
    return lo - 1
 end
 
-local value = string.rep("v", 100)
+-- The write (crates/bench/tests/sql_write.rs runs it against bench/sql/0001_kv.sql).
+WRITE_SQL = "INSERT INTO kv(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v, n = n + 1"
+
+-- A 100-byte value no earlier request of this run wrote: "w<thread>-<counter>-vvv…".
+local seq = 0
+local function fresh_value()
+   seq = seq + 1
+   local head = string.format("w%d-%d-", tid or 0, seq)
+   return head .. string.rep("v", 100 - #head)
+end
 
 function request()
    local tenant = string.format("tenant%05d", pick())
@@ -73,8 +88,8 @@ function request()
          '{"sql":"SELECT v FROM kv WHERE k = ?","args":[{"type":"integer","value":"%d"}]}', key)
    else
       stmt = string.format(
-         '{"sql":"INSERT INTO kv(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",' ..
-         '"args":[{"type":"integer","value":"%d"},{"type":"text","value":"%s"}]}', key, value)
+         '{"sql":"%s","args":[{"type":"integer","value":"%d"},{"type":"text","value":"%s"}]}',
+         WRITE_SQL, key, fresh_value())
    end
    local body = '{"baton":null,"requests":[{"type":"execute","stmt":' .. stmt ..
       '},{"type":"close"}]}'

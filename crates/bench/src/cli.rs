@@ -7,8 +7,16 @@ use crate::names::{NameSet, DEFAULT_PREFIX, DEFAULT_WIDTH};
 use crate::provision::{self, Provision};
 use crate::template::Layout;
 
+/// What `tenantd bench` does today, shown under its help: it prepares data, it measures nothing.
+const AFTER_HELP: &str = "\
+`tenantd bench` only prepares tenant files. The measurements are scripts in bench/ that drive \
+a running server with wrk: bench/run.sh (webhook ingest, tenantd vs the Bun seed) and \
+bench/sql.sh (SQL point reads and writes through /v2/pipeline). Each refuses a run whose \
+acknowledged writes are not all in the tenant files afterwards. See docs/BENCHMARKS.md.";
+
 /// Arguments of `tenantd bench`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct BenchCmd {
     #[command(subcommand)]
     cmd: BenchSub,
@@ -97,6 +105,26 @@ mod tests {
         match Top::try_parse_from(argv).unwrap().cmd {
             BenchSub::Provision(a) => a,
         }
+    }
+
+    #[test]
+    fn regression_bench_help_promised_measuring_that_does_not_exist() {
+        #[derive(Parser)]
+        enum Cli {
+            Bench(BenchCmd),
+        }
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("bench")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(help.contains("only prepares tenant files"), "{help}");
+        assert!(
+            help.contains("bench/run.sh") && help.contains("bench/sql.sh"),
+            "{help}"
+        );
     }
 
     #[test]
