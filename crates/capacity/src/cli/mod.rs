@@ -121,16 +121,18 @@ pub fn output(cmd: &CapacityCmd) -> anyhow::Result<Output> {
         Some(CapacitySub::Roadmap { users: None, .. }) => {
             let w = workload(opts)?;
             // `--machine` plans every phase on that machine; the seed's column is unchanged.
-            let rows = match &opts.machine {
+            let (rows, planned_on) = match &opts.machine {
                 Some(_) => {
                     let m = machine(opts)?;
-                    seed_roadmap(&w, |_| anyhow::Ok(m.clone()))?
+                    let rows = seed_roadmap(&w, |_| anyhow::Ok(m.clone()))?;
+                    (rows, Some(m.meta.name))
                 }
-                None => seed_roadmap(&w, builtin::machine)?,
+                None => (seed_roadmap(&w, builtin::machine)?, None),
             };
             match format {
+                // `machine`: the one every phase is planned on, or null for the seed's own.
                 Format::Json => json_text(json!({
-                    "workload": w.meta.name, "machine": opts.machine, "phases": rows
+                    "workload": w.meta.name, "machine": planned_on, "phases": rows
                 }))?,
                 f => render::blocks(&report::roadmap(&w, &rows), f),
             }
