@@ -108,6 +108,8 @@ pub struct FileConfig {
     sqlite_heap_limit: Option<String>,
     readers_per_tenant: Option<usize>,
     header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
+    shutdown_delay: Option<String>,
     log_format: Option<LogFormat>,
     admin_token: Option<String>,
     migrations: Option<PathBuf>,
@@ -207,6 +209,15 @@ impl Settings {
             if http.header_read_timeout.is_zero() {
                 bail!("header_read_timeout must be more than 0");
             }
+        }
+        if let Some(v) = file.body_read_timeout.as_deref() {
+            http.body_read_timeout = parse_duration("body_read_timeout", v)?;
+            if http.body_read_timeout.is_zero() {
+                bail!("body_read_timeout must be more than 0");
+            }
+        }
+        if let Some(v) = file.shutdown_delay.as_deref() {
+            http.shutdown_delay = parse_duration("shutdown_delay", v)?;
         }
         let sql = resolve_sql(args, file)?;
         let blocking_threads = match args.blocking_threads.or(file.blocking_threads) {

@@ -3,8 +3,10 @@
 
 mod admin;
 mod flow;
+mod http_edges;
 mod ids;
 mod limits;
 mod signatures;
 mod sql;
 mod util;
+mod webhook_policy;
