@@ -436,4 +436,19 @@ mod tests {
         assert!(parse_bytes("quota", "1TiB").is_err());
         assert_eq!(parse_bytes("quota", "3KB").unwrap(), 3000);
     }
+
+    #[test]
+    fn body_read_timeout_and_shutdown_delay_resolve() {
+        let s = Settings::resolve(&ServeArgs::default(), &FileConfig::default(), None).unwrap();
+        assert_eq!(s.http.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(s.http.shutdown_delay, Duration::ZERO);
+        let file: FileConfig =
+            toml::from_str("body_read_timeout = \"5s\"\nshutdown_delay = \"15s\"").unwrap();
+        let s = Settings::resolve(&ServeArgs::default(), &file, None).unwrap();
+        assert_eq!(s.http.body_read_timeout, Duration::from_secs(5));
+        assert_eq!(s.http.shutdown_delay, Duration::from_secs(15));
+        let file: FileConfig = toml::from_str("body_read_timeout = \"0s\"").unwrap();
+        let err = Settings::resolve(&ServeArgs::default(), &file, None).unwrap_err();
+        assert!(err.to_string().contains("body_read_timeout"), "{err}");
+    }
 }
