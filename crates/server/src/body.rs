@@ -1,12 +1,14 @@
-//! Bounded request bodies: every body is read whole, within a size limit and a time limit,
-//! before a handler runs.
+//! Bounded request bodies: a size limit checked before any byte is read, and a deadline on
+//! receiving the whole body.
 //!
 //! hyper times out only the headers; a client that declares `Content-Length: 100` and sends 3
 //! bytes would otherwise hold its in-flight slot (and a task) for as long as it keeps the socket
 //! open. [`guard`] answers `413 payload_too_large` from the declared length alone (so an
-//! `Expect: 100-continue` client is refused before hyper sends `100 Continue` and before any body
-//! byte is read), reads the body within `body_read_timeout` (past it: `408 request_timeout`,
-//! which ends the request and frees its slot), and hands the handler the buffered body.
+//! `Expect: 100-continue` client is refused before hyper sends `100 Continue`), and gives the body
+//! a deadline `body_read_timeout` after the headers: a handler still waiting for body bytes then
+//! is dropped and the client gets `408 request_timeout`, which ends the request and frees its
+//! slot. The body still streams to the handler, read by its extractor after the tenant and the
+//! token are checked, so an unauthenticated client never gets a body buffered.
 
 use std::time::Duration;
 
@@ -15,7 +17,9 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::error::ApiError;
 
@@ -28,8 +32,9 @@ pub struct BodyRule {
     pub timeout: Duration,
 }
 
-/// Middleware: refuses a declared length over `rule.limit` (413) without reading, reads the body
-/// within `rule.timeout` (408) and `rule.limit` (413), then runs the handler on the bytes.
+/// Middleware: refuses a declared length over `rule.limit` (413) without reading, and answers
+/// 408 if the handler is still waiting for body bytes `rule.timeout` after the headers. The
+/// size limit of a body without a declared length is the route's `DefaultBodyLimit` (413).
 pub async fn guard(State(rule): State<BodyRule>, req: Request, next: Next) -> Response {
     let declared = declared_length(req.headers());
     if declared.is_some_and(|n| n > rule.limit as u64) {
@@ -40,15 +45,14 @@ pub async fn guard(State(rule): State<BodyRule>, req: Request, next: Next) -> Re
     if !chunked && declared.unwrap_or(0) == 0 {
         return next.run(req).await;
     }
+    let deadline = Instant::now() + rule.timeout;
+    let (timed_out, on_timeout) = oneshot::channel();
     let (parts, body) = req.into_parts();
-    let capacity = declared.map_or(0, |n| n as usize);
-    match tokio::time::timeout(rule.timeout, read_all(body, rule.limit, capacity)).await {
-        Err(_elapsed) => ApiError::RequestTimeout(rule.timeout).into_response(),
-        Ok(Err(e)) => e.into_response(),
-        Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
+    let body = Body::from_stream(with_deadline(body, deadline, timed_out));
+    tokio::select! {
+        resp = next.run(Request::from_parts(parts, body)) => resp,
+        // Fires only if the body stream hit the deadline; a finished body drops the sender.
+        Ok(()) = on_timeout => ApiError::RequestTimeout(rule.timeout).into_response(),
     }
 }
 
@@ -62,16 +66,24 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// The whole body, or 413 past `limit`, or 400 if the connection fails mid-body.
-async fn read_all(body: Body, limit: usize, capacity: usize) -> Result<Bytes, ApiError> {
-    let mut stream = body.into_data_stream();
-    let mut buf: Vec<u8> = Vec::with_capacity(capacity.min(limit));
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read body: {e}")))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
+/// `body`'s chunks until `deadline`; past it, signals `timed_out` and yields nothing more (the
+/// middleware then answers 408 and drops the handler, so the handler never sees a half body).
+fn with_deadline(
+    body: Body,
+    deadline: Instant,
+    timed_out: oneshot::Sender<()>,
+) -> impl Stream<Item = Result<Bytes, axum::Error>> + Send + 'static {
+    let state = (body.into_data_stream(), Some(timed_out));
+    futures_util::stream::unfold(state, move |(mut data, mut signal)| async move {
+        match tokio::time::timeout_at(deadline, data.next()).await {
+            Ok(Some(chunk)) => Some((chunk, (data, signal))),
+            Ok(None) => None,
+            Err(_elapsed) => {
+                if let Some(tx) = signal.take() {
+                    let _ = tx.send(());
+                }
+                std::future::pending().await
+            }
         }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(buf))
+    })
 }

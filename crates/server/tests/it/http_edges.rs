@@ -111,6 +111,32 @@ async fn regression_stalled_body_holds_in_flight_slot() {
     srv.stop().await;
 }
 
+/// The body deadline does not make the server read bodies it will refuse: the token is checked
+/// first, so a client without one is answered at once, whatever its body is doing.
+#[tokio::test]
+async fn unauthenticated_requests_are_refused_without_waiting_for_their_body() {
+    let srv = start().await;
+    srv.create_tenant("acme").await;
+    for path in ["/t/acme/v2/pipeline", "/admin/tenants/acme/hooks/x"] {
+        let mut s = connect(&srv).await;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 100\r\n\r\n{{\"a"
+        );
+        let head = if path.starts_with("/admin") {
+            head.replacen("POST", "PUT", 1)
+        } else {
+            head
+        };
+        s.write_all(head.as_bytes()).await.unwrap();
+        // The default body_read_timeout (30 s) is longer than HANG: a 401 proves no wait.
+        let resp = read_response(&mut s).await;
+        assert!(resp.starts_with("HTTP/1.1 401"), "{path}: {resp}");
+        assert_eq!(json_code(&resp), "unauthorized", "{path}");
+    }
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn regression_expect_continue_over_the_limit_reads_no_body() {
     let srv = start_with(|_, http| http.max_body_bytes = 1024).await;
