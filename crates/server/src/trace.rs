@@ -38,7 +38,7 @@ pub async fn span(State(st): State<AppState>, req: Request, next: Next) -> Respo
         tenant = tracing::field::Empty,
     );
     if let Some(tenant) = named_tenant(&req, route, st.sql.config.base_domain.as_deref()) {
-        span.record("tenant", tenant.as_str());
+        span.record("tenant", tracing::field::display(&tenant));
     }
     let mut resp = next.run(req).instrument(span).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
