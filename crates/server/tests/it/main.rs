@@ -2,10 +2,12 @@
 //! One test binary (shared harness in `util`), one module per area.
 
 mod admin;
+mod bodies;
 mod flow;
-mod http_edges;
+mod front_door;
 mod ids;
 mod limits;
+mod raw;
 mod signatures;
 mod sql;
 mod util;
