@@ -2,8 +2,12 @@
 //!
 //! Every failure a client can see is a variant here with a fixed `code` string and status; the
 //! body is always `{"error": {"code": "...", "message": "..."}}`. There is no catch-all arm: a
-//! new store error forces a status decision in `From<StoreError>`. 4xx are logged at debug, 5xx
-//! at error, once, here.
+//! new store error forces a status decision in `From<StoreError>`. Each rejection is logged once,
+//! here, with its code and reason ([`log_reject`]: 5xx at error, load shedding at warn, refused
+//! credentials and signatures at info, other 4xx at debug), inside the request's span (which
+//! carries `request_id` and `tenant`).
+
+use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +34,23 @@ pub enum ApiError {
     /// The webhook signature did not verify.
     #[error("webhook signature rejected: {0}")]
     InvalidSignature(String),
+    /// The tenant's webhook policy refuses this source (unknown, or configured without a
+    /// signature scheme).
+    #[error("{0}")]
+    SourceNotAllowed(String),
+    /// The source's stored verification settings (or the tenant's stored policy) cannot be
+    /// read: the delivery is refused, never accepted unverified. Details are logged.
+    #[error("this webhook source's verification settings are unreadable on the server; the delivery was not stored (retry after the operator fixes them)")]
+    HookMisconfigured(String),
+    /// No verification settings for this source.
+    #[error("no webhook settings for this source")]
+    HookNotFound,
+    /// The route exists, but not for this method.
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
+    /// The client did not send its whole body in time.
+    #[error("request body not received within {0:?}; send the whole body promptly")]
+    RequestTimeout(Duration),
     /// No such tenant.
     #[error("tenant not found")]
     TenantNotFound,
@@ -78,6 +99,11 @@ impl ApiError {
             BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
             Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED),
             InvalidSignature(_) => ("invalid_signature", StatusCode::UNAUTHORIZED),
+            SourceNotAllowed(_) => ("source_not_allowed", StatusCode::FORBIDDEN),
+            HookMisconfigured(_) => ("hook_misconfigured", StatusCode::INTERNAL_SERVER_ERROR),
+            HookNotFound => ("hook_not_found", StatusCode::NOT_FOUND),
+            MethodNotAllowed(_) => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
+            RequestTimeout(_) => ("request_timeout", StatusCode::REQUEST_TIMEOUT),
             TenantNotFound => ("tenant_not_found", StatusCode::NOT_FOUND),
             NoRoute(_) => ("not_found", StatusCode::NOT_FOUND),
             TenantExists => ("tenant_exists", StatusCode::CONFLICT),
@@ -116,16 +142,35 @@ impl From<StoreError> for ApiError {
 #[derive(Debug, Clone, Copy)]
 pub struct RejectReason(pub &'static str);
 
+/// Logs one rejection once, at the level its status calls for: 5xx at error (load shedding —
+/// `overloaded`, `shutting_down` — at warn), refused credentials, permissions and signatures
+/// (401, 403) at info, every other 4xx at debug. The SQL routes' errors use it too.
+pub fn log_reject(status: StatusCode, code: &str, reason: &dyn std::fmt::Display) {
+    let status = status.as_u16();
+    if matches!(code, "overloaded" | "shutting_down") {
+        tracing::warn!(status, code, reason = %reason, "request rejected");
+    } else if status >= 500 {
+        tracing::error!(status, code, reason = %reason, "request failed");
+    } else if matches!(status, 401 | 403) {
+        tracing::info!(status, code, reason = %reason, "request rejected");
+    } else {
+        tracing::debug!(status, code, reason = %reason, "request rejected");
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, status) = self.code_and_status();
         let message = match &self {
-            ApiError::Internal(detail) => {
-                tracing::error!(code, detail = %detail, "request failed");
-                "internal error".to_owned()
+            ApiError::Internal(detail) | ApiError::HookMisconfigured(detail) => {
+                log_reject(status, code, detail);
+                match self {
+                    ApiError::Internal(_) => "internal error".to_owned(),
+                    other => other.to_string(),
+                }
             }
             other => {
-                tracing::debug!(code, message = %other, "request rejected");
+                log_reject(status, code, other);
                 other.to_string()
             }
         };

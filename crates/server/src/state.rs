@@ -16,6 +16,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 /// Default time a client has to send its request headers.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a client has to send its whole request body (past it: 408).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time between `/readyz` turning 503 and the listener closing at shutdown.
+pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::ZERO;
 /// Largest `limit` accepted by the events API.
 pub const MAX_EVENTS_PAGE: u32 = 1000;
 
@@ -28,6 +32,12 @@ pub struct HttpConfig {
     pub max_in_flight: usize,
     /// Time allowed to receive request headers (slow clients are disconnected).
     pub header_read_timeout: Duration,
+    /// Time allowed to receive the whole request body, from the end of the headers (past it:
+    /// `408 request_timeout`, and the in-flight slot is freed).
+    pub body_read_timeout: Duration,
+    /// At shutdown, how long `/readyz` answers 503 while requests are still accepted, so a load
+    /// balancer stops routing here before the listener closes.
+    pub shutdown_delay: Duration,
 }
 
 impl Default for HttpConfig {
@@ -36,6 +46,8 @@ impl Default for HttpConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            shutdown_delay: DEFAULT_SHUTDOWN_DELAY,
         }
     }
 }

@@ -160,6 +160,14 @@ pub fn get_hook(conn: &Connection, source: &str) -> rusqlite::Result<Option<Hook
         .optional()
 }
 
+/// Removes the verification settings of `source`; false if it had none.
+pub fn delete_hook(conn: &Connection, source: &str) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached("DELETE FROM _tenantd_hooks WHERE source = ?1")?
+        .execute([source])?;
+    Ok(n > 0)
+}
+
 /// Every configured source with its scheme (no secrets).
 pub fn list_hooks(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
     let mut stmt =
@@ -244,5 +252,8 @@ mod tests {
             list_hooks(&conn).unwrap(),
             vec![("gh".into(), "none".into())]
         );
+        assert!(delete_hook(&conn, "gh").unwrap());
+        assert!(!delete_hook(&conn, "gh").unwrap());
+        assert_eq!(get_hook(&conn, "gh").unwrap(), None);
     }
 }

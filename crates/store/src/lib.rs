@@ -8,6 +8,7 @@
 //!   background checkpoints);
 //! - [`migrate`]: numbered SQL migrations for one tenant and for the whole fleet;
 //! - [`events`]: the reserved `_tenantd_*` tables (webhook sources and events) inside each file;
+//! - [`policy`]: a tenant's webhook policy (which unsigned deliveries it accepts);
 //! - [`stats`], [`sys`]: pool metrics; fd limit, SQLite heap limit, heap trimming.
 #![deny(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod events;
 pub mod layout;
 pub mod migrate;
 pub mod name;
+pub mod policy;
 pub mod pool;
 pub mod stats;
 pub mod sys;

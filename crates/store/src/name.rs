@@ -1,8 +1,8 @@
 //! Validated names: tenant ids and webhook source names.
 //!
-//! Both follow one rule — 1 to 63 characters of `[a-z0-9_-]`, starting with a letter or a digit —
-//! so a tenant id fits a DNS label (Host-based routing) and can never name a path outside its
-//! directory. Raw strings become these types in exactly one place: `parse`.
+//! Both follow one rule — 1 to 63 characters of `[a-z0-9_-]`, starting and ending with a letter
+//! or a digit — so a tenant id fits a DNS label (Host-based routing; `_` is the one extension)
+//! and can never name a path outside its directory. Raw strings become these types in exactly one place: `parse`.
 
 use std::fmt;
 
@@ -21,6 +21,9 @@ pub enum NameError {
     /// The first character is `-` or `_`.
     #[error("must start with a lowercase letter or a digit")]
     BadStart,
+    /// The last character is `-` or `_`.
+    #[error("must end with a lowercase letter or a digit")]
+    BadEnd,
     /// A character outside `[a-z0-9_-]`.
     #[error("may only contain a-z, 0-9, '_' and '-' (found {0:?})")]
     BadChar(char),
@@ -41,6 +44,9 @@ fn check(raw: &str) -> Result<(), NameError> {
     }
     if raw.starts_with(['-', '_']) {
         return Err(NameError::BadStart);
+    }
+    if raw.ends_with(['-', '_']) {
+        return Err(NameError::BadEnd);
     }
     Ok(())
 }
@@ -93,8 +99,32 @@ mod tests {
 
     #[test]
     fn accepts_dns_label_like_names() {
-        for ok in ["a", "acme", "0day", "tenant00042", "a-b_c", &"x".repeat(63)] {
+        for ok in [
+            "a",
+            "acme",
+            "0day",
+            "tenant00042",
+            "a-b_c",
+            "a--b",
+            &"x".repeat(63),
+        ] {
             assert_eq!(TenantId::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn regression_ids_ending_in_dash_or_underscore_are_not_dns_labels() {
+        for raw in ["acme-", "acme_", "a-_", "0-"] {
+            assert_eq!(
+                TenantId::parse(raw).unwrap_err(),
+                NameError::BadEnd,
+                "{raw:?}"
+            );
+            assert_eq!(
+                SourceName::parse(raw).unwrap_err(),
+                NameError::BadEnd,
+                "{raw:?}"
+            );
         }
     }
 
@@ -105,6 +135,8 @@ mod tests {
             (&"x".repeat(64), NameError::TooLong(64)),
             ("-a", NameError::BadStart),
             ("_a", NameError::BadStart),
+            ("_", NameError::BadStart),
+            ("__", NameError::BadStart),
             ("A", NameError::BadChar('A')),
             ("../x", NameError::BadChar('.')),
             ("a/b", NameError::BadChar('/')),

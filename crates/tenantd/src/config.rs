@@ -108,6 +108,8 @@ pub struct FileConfig {
     sqlite_heap_limit: Option<String>,
     readers_per_tenant: Option<usize>,
     header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
+    shutdown_delay: Option<String>,
     log_format: Option<LogFormat>,
     admin_token: Option<String>,
     migrations: Option<PathBuf>,
@@ -207,6 +209,15 @@ impl Settings {
             if http.header_read_timeout.is_zero() {
                 bail!("header_read_timeout must be more than 0");
             }
+        }
+        if let Some(v) = file.body_read_timeout.as_deref() {
+            http.body_read_timeout = parse_duration("body_read_timeout", v)?;
+            if http.body_read_timeout.is_zero() {
+                bail!("body_read_timeout must be more than 0");
+            }
+        }
+        if let Some(v) = file.shutdown_delay.as_deref() {
+            http.shutdown_delay = parse_duration("shutdown_delay", v)?;
         }
         let sql = resolve_sql(args, file)?;
         let blocking_threads = match args.blocking_threads.or(file.blocking_threads) {
@@ -424,5 +435,20 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("no_such_key = 1").is_err());
         assert!(parse_bytes("quota", "1TiB").is_err());
         assert_eq!(parse_bytes("quota", "3KB").unwrap(), 3000);
+    }
+
+    #[test]
+    fn body_read_timeout_and_shutdown_delay_resolve() {
+        let s = Settings::resolve(&ServeArgs::default(), &FileConfig::default(), None).unwrap();
+        assert_eq!(s.http.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(s.http.shutdown_delay, Duration::ZERO);
+        let file: FileConfig =
+            toml::from_str("body_read_timeout = \"5s\"\nshutdown_delay = \"15s\"").unwrap();
+        let s = Settings::resolve(&ServeArgs::default(), &file, None).unwrap();
+        assert_eq!(s.http.body_read_timeout, Duration::from_secs(5));
+        assert_eq!(s.http.shutdown_delay, Duration::from_secs(15));
+        let file: FileConfig = toml::from_str("body_read_timeout = \"0s\"").unwrap();
+        let err = Settings::resolve(&ServeArgs::default(), &file, None).unwrap_err();
+        assert!(err.to_string().contains("body_read_timeout"), "{err}");
     }
 }

@@ -1,4 +1,5 @@
-//! The admin API: create, delete, list and show tenants; configure webhook sources.
+//! The admin API: create, delete, list and show tenants; configure and remove webhook sources;
+//! set a tenant's webhook policy.
 //! Every route needs the admin bearer token.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -9,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use store::events::{self, HookConfig};
 use store::layout::{self, ListKey};
+use store::policy::{self, WebhookPolicy};
 
 use crate::error::ApiError;
 use crate::extract::{Admin, Source, Tenant};
@@ -84,19 +86,26 @@ pub async fn list(
     ))
 }
 
-/// `GET /admin/tenants/{id}`: size on disk, event count, last write, open or not, sources.
+/// `GET /admin/tenants/{id}`: size on disk, event count, last write, open or not, sources, and
+/// the webhook policy (`"policy": {"webhooks": ...}`).
 pub async fn show(
     State(st): State<AppState>,
     _: Admin,
     Tenant(id): Tenant,
 ) -> Result<Json<Value>, ApiError> {
-    let (count, last, hooks) = st
+    let (count, last, hooks, webhook_policy) = st
         .pool
         .read(&id, |conn| {
             let (count, last) = events::event_stats(conn)?;
-            Ok((count, last, events::list_hooks(conn)?))
+            let policy = policy::webhook_policy(conn)?;
+            Ok((count, last, events::list_hooks(conn)?, policy))
         })
         .await?;
+    // An unreadable stored policy is shown as what it is (ingest refuses every delivery).
+    let webhook_policy = match webhook_policy {
+        Ok(p) => p.as_str().to_owned(),
+        Err(e) => format!("unreadable ({e})"),
+    };
     let path = st.pool.path_of(&id);
     let mut size = 0;
     for p in std::iter::once(path.clone()).chain(layout::companion_paths(&path)) {
@@ -113,6 +122,7 @@ pub async fn show(
         "events": count,
         "last_event_at_ms": last,
         "hooks": hooks,
+        "policy": {"webhooks": webhook_policy},
     })))
 }
 
@@ -134,7 +144,7 @@ pub async fn set_hook(
     Source(source): Source,
     body: Result<Json<HookBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(body) = body.map_err(|e| json_error(&e, st.http.max_body_bytes))?;
     let scheme = Scheme::parse(&body.scheme).map_err(ApiError::BadRequest)?;
     scheme
         .check_secret(body.secret.as_deref())
@@ -155,4 +165,64 @@ pub async fn set_hook(
         "scheme": scheme.as_str(),
         "secret_set": scheme != Scheme::None,
     })))
+}
+
+/// `DELETE /admin/tenants/{id}/hooks/{source}`: 204; `404 hook_not_found` if the source had no
+/// settings. Deliveries from the source are then treated as from an unknown source.
+pub async fn delete_hook(
+    State(st): State<AppState>,
+    _: Admin,
+    Tenant(id): Tenant,
+    Source(source): Source,
+) -> Result<StatusCode, ApiError> {
+    let src = source.clone();
+    let deleted = st
+        .pool
+        .write(&id, move |conn| {
+            Ok(events::delete_hook(conn, src.as_str())?)
+        })
+        .await?;
+    if !deleted {
+        return Err(ApiError::HookNotFound);
+    }
+    tracing::info!(tenant = %id, source = %source, "hook removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `PUT /admin/tenants/{id}/policy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBody {
+    /// `open` (any source), `configured` (only configured sources) or `signed` (only sources
+    /// with a signature scheme).
+    pub webhooks: String,
+}
+
+/// `PUT /admin/tenants/{id}/policy`: sets the tenant's webhook policy; answers
+/// `{"webhooks": ...}`. Errors: 400 for an unknown policy name.
+pub async fn set_policy(
+    State(st): State<AppState>,
+    _: Admin,
+    Tenant(id): Tenant,
+    body: Result<Json<PolicyBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| json_error(&e, st.http.max_body_bytes))?;
+    let policy =
+        WebhookPolicy::parse(&body.webhooks).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    st.pool
+        .write(&id, move |conn| {
+            Ok(policy::set_webhook_policy(conn, policy)?)
+        })
+        .await?;
+    tracing::info!(tenant = %id, webhooks = policy.as_str(), "webhook policy set");
+    Ok(Json(json!({"webhooks": policy.as_str()})))
+}
+
+/// Maps a JSON body failure: over the limit is 413, anything else 400 with serde's reason.
+fn json_error(e: &JsonRejection, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(limit)
+    } else {
+        ApiError::BadRequest(e.body_text())
+    }
 }

@@ -1,9 +1,10 @@
-//! Operations endpoints: liveness, readiness, Prometheus metrics, and the JSON 404/400 fallback.
+//! Operations endpoints: liveness, readiness, Prometheus metrics, and the JSON fallbacks (404/400
+//! for unknown paths, 405 for a known path with another method).
 
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
@@ -17,7 +18,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: 200 while serving, 503 once shutdown began.
+/// `GET /readyz`: 200 while serving, 503 from the moment shutdown begins (while the listener
+/// still accepts during the shutdown delay, so a load balancer stops routing here first).
 pub async fn readyz(State(st): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     if st.ready.load(Ordering::Acquire) {
         Ok(Json(json!({"status": "ready"})))
@@ -56,4 +58,10 @@ pub async fn fallback(uri: Uri) -> ApiError {
         }
     }
     ApiError::NoRoute(path.to_owned())
+}
+
+/// A known path with a method it does not serve: 405 `method_not_allowed` (axum keeps the
+/// `Allow` header).
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} {}", uri.path()))
 }

@@ -90,8 +90,9 @@ pub fn resolve(
                 .and_then(|v| v.to_str().ok())
                 .or(uri_host);
             match (host, base_domain) {
+                // DNS names are case-insensitive and may be written fully qualified (`a.b.`).
                 (Some(host), Some(base)) => match tenant_label(host, base) {
-                    Some(label) => parse(label),
+                    Some(label) => parse(&label.to_ascii_lowercase()),
                     None => Err(SqlError::NoTenant),
                 },
                 _ => Err(SqlError::NoTenant),
@@ -107,6 +108,7 @@ pub fn tenant_label<'h>(host: &'h str, base: &str) -> Option<&'h str> {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
     };
+    let host = host.strip_suffix('.').unwrap_or(host);
     let base = base.trim_matches('.');
     if host.len() <= base.len() + 1 {
         return None;

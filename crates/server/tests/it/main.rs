@@ -2,9 +2,13 @@
 //! One test binary (shared harness in `util`), one module per area.
 
 mod admin;
+mod bodies;
 mod flow;
+mod front_door;
 mod ids;
 mod limits;
+mod raw;
 mod signatures;
 mod sql;
 mod util;
+mod webhook_policy;
