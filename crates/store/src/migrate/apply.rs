@@ -1,157 +1,14 @@
-//! Tenant schema migrations: numbered SQL files applied to every tenant file.
-//!
-//! A migrations directory holds `NNNN_name.sql` files (`0001_init.sql`, `0002_add_index.sql`, …),
-//! numbered from 1 without gaps. A tenant's schema version lives in its reserved
-//! `_tenantd_meta` table (key `schema_version`, absent = 0), out of reach of tenant SQL. Pending
-//! migrations of one tenant run in ONE transaction: all of them land, or none and the version
-//! stays. A failure is recorded in the tenant file (`_tenantd_meta.migration_error`) after the
-//! rollback, so it can be listed later; a success clears it.
-//!
-//! Every applied migration is recorded in the tenant's reserved `_tenantd_migrations` table with
-//! its file name and the sha256 of its SQL. Before migrating, the records are compared with the
-//! set: a recorded migration whose file changed, or a tenant newer than the set, is a
-//! [`Mismatch`] (never a silent skip). Versions applied before records were kept are adopted
-//! (recorded from the current files) the next time the tenant is migrated or checked.
-//!
-//! The fleet runner (`run_fleet`) walks every tenant of a data dir page by page with a bounded
-//! number of worker threads. It is resumable: a tenant already at the target version is skipped,
-//! so re-running after a crash finishes the rest.
-
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+//! Migrating one tenant: its schema version, the records of applied migrations (name and
+//! checksum) checked against the set, and the pending migrations in one transaction.
 
 use rusqlite::{Connection, OptionalExtension};
-use sha2::{Digest, Sha256};
 
-use crate::config::PoolConfig;
-use crate::connection::{self, Access};
-use crate::error::StoreError;
-use crate::layout::{self, ListKey};
-use crate::name::TenantId;
+use super::set::MigrationSet;
 
 const VERSION_KEY: &str = "schema_version";
 const ERROR_KEY: &str = "migration_error";
 /// The reserved table recording each applied migration's name and checksum.
 pub const RECORDS_TABLE: &str = "_tenantd_migrations";
-
-/// One numbered migration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Migration {
-    /// Its number (1-based, contiguous).
-    pub version: u32,
-    /// File name, for reports.
-    pub name: String,
-    /// The SQL it runs.
-    pub sql: String,
-}
-
-impl Migration {
-    /// The hex sha256 of its SQL: what the tenant file records when it is applied.
-    pub fn checksum(&self) -> String {
-        hex::encode(Sha256::digest(self.sql.as_bytes()))
-    }
-}
-
-/// An ordered, gap-free list of migrations.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MigrationSet {
-    migrations: Vec<Migration>,
-}
-
-/// Why a migrations directory cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum MigrationSetError {
-    /// The directory or a file cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        /// What was being read.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A `.sql` file whose name does not start with a number and `_`.
-    #[error("{0}: migration files are named NNNN_name.sql")]
-    BadName(String),
-    /// Two files with one number.
-    #[error("two migrations numbered {0}")]
-    Duplicate(u32),
-    /// Numbers do not run 1, 2, 3, … without gaps.
-    #[error("migration {0} is missing (numbers must run from 1 without gaps)")]
-    Gap(u32),
-    /// The directory holds no `.sql` file (most likely the wrong directory).
-    #[error("{0} holds no NNNN_name.sql migration files")]
-    Empty(PathBuf),
-}
-
-impl MigrationSet {
-    /// Builds a set from migrations in any order; checks numbering.
-    pub fn new(mut migrations: Vec<Migration>) -> Result<Self, MigrationSetError> {
-        migrations.sort_by_key(|m| m.version);
-        for (i, m) in migrations.iter().enumerate() {
-            let want = i as u32 + 1;
-            if m.version < want {
-                return Err(MigrationSetError::Duplicate(m.version));
-            }
-            if m.version > want {
-                return Err(MigrationSetError::Gap(want));
-            }
-        }
-        Ok(MigrationSet { migrations })
-    }
-
-    /// Reads every `*.sql` file of `dir` (other files are ignored). Errors: unreadable, badly
-    /// named or numbered files, and a directory without any migration (`Empty`).
-    pub fn load_dir(dir: &Path) -> Result<Self, MigrationSetError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| MigrationSetError::Io { path, source }
-        };
-        let mut migrations = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-            let path = entry.map_err(io(dir))?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
-                continue;
-            };
-            if !name.ends_with(".sql") {
-                continue;
-            }
-            let version = name
-                .split_once('_')
-                .and_then(|(n, _)| n.parse::<u32>().ok())
-                .filter(|v| *v > 0)
-                .ok_or_else(|| MigrationSetError::BadName(name.clone()))?;
-            let sql = std::fs::read_to_string(&path).map_err(io(&path))?;
-            migrations.push(Migration { version, name, sql });
-        }
-        if migrations.is_empty() {
-            return Err(MigrationSetError::Empty(dir.to_owned()));
-        }
-        Self::new(migrations)
-    }
-
-    /// A digest of every migration's number, name and SQL: equal sets have equal fingerprints.
-    pub fn fingerprint(&self) -> String {
-        let mut h = Sha256::new();
-        for m in &self.migrations {
-            h.update(m.version.to_le_bytes());
-            h.update(m.name.as_bytes());
-            h.update([0]);
-            h.update(m.checksum().as_bytes());
-        }
-        hex::encode(h.finalize())
-    }
-
-    /// The version a fully migrated tenant has (0 for an empty set).
-    pub fn target(&self) -> u32 {
-        self.migrations.len() as u32
-    }
-
-    /// The migrations after `version`.
-    pub fn pending(&self, version: u32) -> &[Migration] {
-        &self.migrations[(version as usize).min(self.migrations.len())..]
-    }
-}
 
 /// A tenant's schema version (0 if never migrated).
 pub fn schema_version(conn: &Connection) -> rusqlite::Result<u32> {
@@ -255,7 +112,7 @@ fn check_records(
     }
     let records = applied_records(conn)?;
     let mut unrecorded = Vec::new();
-    for m in &set.migrations[..from as usize] {
+    for m in &set.all()[..from as usize] {
         match records.iter().find(|r| r.0 == m.version) {
             Some((_, name, checksum)) if *checksum != m.checksum() => {
                 return Ok(Err(Mismatch::Changed {
@@ -288,7 +145,7 @@ fn record(conn: &Connection, set: &MigrationSet, versions: &[u32]) -> rusqlite::
          VALUES (?1, ?2, ?3, ?4)"
     ))?;
     for v in versions {
-        let m = &set.migrations[*v as usize - 1];
+        let m = &set.all()[*v as usize - 1];
         stmt.execute(rusqlite::params![v, m.name, m.checksum(), now_ms])?;
     }
     Ok(())
@@ -372,100 +229,10 @@ fn set_meta(conn: &Connection, key: &str, value: &dyn rusqlite::ToSql) -> rusqli
     Ok(())
 }
 
-/// Options of a fleet run.
-#[derive(Debug, Clone)]
-pub struct FleetOptions {
-    /// Worker threads (tenants migrated at once).
-    pub jobs: usize,
-    /// Run every tenant's migrations and roll them back.
-    pub dry_run: bool,
-}
-
-/// Totals of a fleet run, and every failure.
-#[derive(Debug, Default)]
-pub struct FleetSummary {
-    /// Tenants seen.
-    pub tenants: usize,
-    /// Tenants migrated (or that would be, in a dry run).
-    pub migrated: usize,
-    /// Tenants already at the target version.
-    pub up_to_date: usize,
-    /// Failed tenants: id and outcome (or the error that kept the file from opening).
-    pub failed: Vec<(TenantId, String)>,
-}
-
-/// Migrates every tenant under `cfg.data_dir`; `progress(done, failed)` is called after each.
-/// Errors are only failures to list the tenants; per-tenant problems land in the summary.
-pub fn run_fleet(
-    cfg: &PoolConfig,
-    set: &MigrationSet,
-    opts: &FleetOptions,
-    progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<FleetSummary, StoreError> {
-    const PAGE: usize = 1000;
-    let summary = Mutex::new(FleetSummary::default());
-    let done = AtomicUsize::new(0);
-    let mut after: Option<ListKey> = None;
-    loop {
-        let (page, next) = layout::list_tenants(&cfg.data_dir, after.as_ref(), PAGE)?;
-        let cursor = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..opts.jobs.max(1) {
-                s.spawn(|| loop {
-                    let i = cursor.fetch_add(1, Ordering::Relaxed);
-                    let Some(id) = page.get(i) else { return };
-                    let result = migrate_one(cfg, id, set, opts.dry_run);
-                    let mut sum = summary.lock().expect("no worker panics while holding it");
-                    sum.tenants += 1;
-                    match result {
-                        Ok(Outcome::UpToDate(_)) => sum.up_to_date += 1,
-                        Ok(Outcome::Migrated { .. }) => sum.migrated += 1,
-                        Ok(Outcome::Mismatch(m)) => sum.failed.push((id.clone(), m.to_string())),
-                        Ok(Outcome::Failed {
-                            at,
-                            migration,
-                            error,
-                        }) => sum
-                            .failed
-                            .push((id.clone(), format!("at v{at}: {migration}: {error}"))),
-                        Err(e) => sum.failed.push((id.clone(), format!("cannot open: {e}"))),
-                    }
-                    let failed = sum.failed.len();
-                    drop(sum);
-                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, failed);
-                });
-            }
-        });
-        match next {
-            Some(k) => after = Some(k),
-            None => break,
-        }
-    }
-    let mut summary = summary.into_inner().expect("workers are done");
-    summary.failed.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(summary)
-}
-
-fn migrate_one(
-    cfg: &PoolConfig,
-    id: &TenantId,
-    set: &MigrationSet,
-    dry_run: bool,
-) -> Result<Outcome, StoreError> {
-    let conn = connection::open_existing(
-        &layout::tenant_path(&cfg.data_dir, id),
-        Access::Write,
-        cfg,
-        None,
-    )?;
-    let outcome = apply(&conn, set, dry_run)?;
-    connection::close_clean(conn);
-    Ok(outcome)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::migrate::Migration;
 
     fn m(version: u32, sql: &str) -> Migration {
         Migration {
@@ -479,22 +246,6 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         crate::events::init_schema(&conn).unwrap();
         conn
-    }
-
-    #[test]
-    fn numbering_is_checked() {
-        assert!(matches!(
-            MigrationSet::new(vec![m(2, "")]),
-            Err(MigrationSetError::Gap(1))
-        ));
-        assert!(matches!(
-            MigrationSet::new(vec![m(1, ""), m(1, "")]),
-            Err(MigrationSetError::Duplicate(1))
-        ));
-        let set = MigrationSet::new(vec![m(2, "b"), m(1, "a")]).unwrap();
-        assert_eq!(set.target(), 2);
-        assert_eq!(set.pending(1)[0].sql, "b");
-        assert!(set.pending(5).is_empty());
     }
 
     #[test]
@@ -547,22 +298,6 @@ mod tests {
     }
 
     #[test]
-    fn load_dir_reads_numbered_sql_files() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("0002_index.sql"), "CREATE INDEX i ON t(x);").unwrap();
-        std::fs::write(dir.path().join("0001_init.sql"), "CREATE TABLE t(x);").unwrap();
-        std::fs::write(dir.path().join("README.md"), "ignored").unwrap();
-        let set = MigrationSet::load_dir(dir.path()).unwrap();
-        assert_eq!(set.target(), 2);
-        assert_eq!(set.pending(0)[0].name, "0001_init.sql");
-        std::fs::write(dir.path().join("init.sql"), "").unwrap();
-        assert!(matches!(
-            MigrationSet::load_dir(dir.path()),
-            Err(MigrationSetError::BadName(_))
-        ));
-    }
-
-    #[test]
     fn regression_changed_applied_migration_is_skipped_silently() {
         let conn = tenant_conn();
         let v1 = MigrationSet::new(vec![m(1, "CREATE TABLE t(x)")]).unwrap();
@@ -573,7 +308,7 @@ mod tests {
         let records = applied_records(&conn).unwrap();
         assert_eq!(
             records,
-            vec![(1, "0001_m.sql".into(), v1.migrations[0].checksum())]
+            vec![(1, "0001_m.sql".into(), v1.all()[0].checksum())]
         );
         // Someone edited 0001 after it was applied and added 0002.
         let edited = MigrationSet::new(vec![
@@ -631,22 +366,5 @@ mod tests {
             .unwrap();
         assert_eq!(apply(&conn, &set, false).unwrap(), Outcome::UpToDate(1));
         assert_eq!(applied_records(&conn).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn regression_empty_migrations_dir_is_accepted() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("README.md"), "no migrations here").unwrap();
-        let err = MigrationSet::load_dir(dir.path()).unwrap_err();
-        assert!(matches!(err, MigrationSetError::Empty(_)), "{err:?}");
-        assert!(err.to_string().contains("holds no NNNN_name.sql"), "{err}");
-    }
-
-    #[test]
-    fn fingerprints_differ_when_any_migration_does() {
-        let a = MigrationSet::new(vec![m(1, "CREATE TABLE t(x)")]).unwrap();
-        let b = MigrationSet::new(vec![m(1, "CREATE TABLE t(y)")]).unwrap();
-        assert_eq!(a.fingerprint(), a.clone().fingerprint());
-        assert_ne!(a.fingerprint(), b.fingerprint());
     }
 }
