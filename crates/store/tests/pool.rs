@@ -590,7 +590,12 @@ async fn the_pool_runs_its_own_maintenance_and_shutdown_stops_it() {
     insert(&pool, &id, b"x").await.unwrap();
     // Nobody spawned anything: the pool's own loop closes the idle tenant.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while pool.is_open(&id) {
+    let closing = || {
+        pool.stats()
+            .closing_tenants
+            .load(std::sync::atomic::Ordering::Acquire)
+    };
+    while pool.is_open(&id) || closing() > 0 {
         assert!(
             Instant::now() < deadline,
             "the loop never closed the tenant"

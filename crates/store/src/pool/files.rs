@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::Connection;
 
-use super::slot::{close_slot, CloseMode, Entry};
-use super::{join_error, TenantPool};
+use std::sync::Arc;
+
+use super::slot::{close_slot, wait_closed, CloseMode, Entry, Slot};
+use super::{join_error, Inner, TenantPool};
 use crate::connection;
 use crate::error::StoreError;
 use crate::layout::companion_paths;
@@ -56,6 +58,50 @@ impl TenantPool {
         self.inner.forget_failed_migration(id);
         self.inner.end_delete(id);
         result?
+    }
+}
+
+impl Inner {
+    /// Takes `id` out of service for a delete: marks it `Deleting` and returns its slot, if it
+    /// was open. Waits while it is closing. Errors: `Busy` (in use, or already being deleted).
+    pub(super) async fn begin_delete(
+        &self,
+        id: &TenantId,
+    ) -> Result<Option<Arc<Slot>>, StoreError> {
+        loop {
+            let closing = {
+                let mut map = self.map.lock();
+                let slot = match map.get(id) {
+                    Some(Entry::Deleting) => {
+                        return Err(StoreError::Busy("tenant is being deleted"))
+                    }
+                    Some(Entry::Open(slot)) if slot.users.load(Ordering::Acquire) > 0 => {
+                        return Err(StoreError::Busy("tenant is in use"))
+                    }
+                    Some(Entry::Closing(rx)) => rx.clone(),
+                    Some(Entry::Open(slot)) => {
+                        let slot = slot.clone();
+                        self.stats.open_tenants.fetch_sub(1, Ordering::Relaxed);
+                        map.insert(id.clone(), Entry::Deleting);
+                        return Ok(Some(slot));
+                    }
+                    None => {
+                        map.insert(id.clone(), Entry::Deleting);
+                        return Ok(None);
+                    }
+                };
+                slot
+            };
+            wait_closed(closing).await;
+        }
+    }
+
+    /// Ends a delete begun by `begin_delete`.
+    pub(super) fn end_delete(&self, id: &TenantId) {
+        let mut map = self.map.lock();
+        if matches!(map.get(id), Some(Entry::Deleting)) {
+            map.remove(id);
+        }
     }
 }
 

@@ -225,48 +225,6 @@ impl Inner {
         }
     }
 
-    /// Takes `id` out of service for a delete: marks it `Deleting` and returns its slot, if it
-    /// was open. Waits while it is closing. Errors: `Busy` (in use, or already being deleted).
-    pub(super) async fn begin_delete(
-        &self,
-        id: &TenantId,
-    ) -> Result<Option<Arc<Slot>>, StoreError> {
-        loop {
-            let closing = {
-                let mut map = self.map.lock();
-                let slot = match map.get(id) {
-                    Some(Entry::Deleting) => {
-                        return Err(StoreError::Busy("tenant is being deleted"))
-                    }
-                    Some(Entry::Open(slot)) if slot.users.load(Ordering::Acquire) > 0 => {
-                        return Err(StoreError::Busy("tenant is in use"))
-                    }
-                    Some(Entry::Closing(rx)) => rx.clone(),
-                    Some(Entry::Open(slot)) => {
-                        let slot = slot.clone();
-                        self.stats.open_tenants.fetch_sub(1, Ordering::Relaxed);
-                        map.insert(id.clone(), Entry::Deleting);
-                        return Ok(Some(slot));
-                    }
-                    None => {
-                        map.insert(id.clone(), Entry::Deleting);
-                        return Ok(None);
-                    }
-                };
-                slot
-            };
-            wait_closed(closing).await;
-        }
-    }
-
-    /// Ends a delete begun by `begin_delete`.
-    pub(super) fn end_delete(&self, id: &TenantId) {
-        let mut map = self.map.lock();
-        if matches!(map.get(id), Some(Entry::Deleting)) {
-            map.remove(id);
-        }
-    }
-
     /// Closes a `Closing` slot on a blocking thread (inline if there is no runtime).
     pub(super) fn close_detached(self: &Arc<Self>, closing: Closing, mode: CloseMode) {
         let inner = self.clone();
@@ -290,7 +248,7 @@ impl TenantPool {
 }
 
 /// Waits until a closing tenant's connections are closed.
-async fn wait_closed(mut rx: watch::Receiver<()>) {
+pub(super) async fn wait_closed(mut rx: watch::Receiver<()>) {
     // The sender never sends; `changed` returns when it is dropped after the close.
     let _ = rx.changed().await;
 }
