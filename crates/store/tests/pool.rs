@@ -640,3 +640,30 @@ async fn a_file_removed_behind_the_pool_is_not_found_and_its_slot_is_closed() {
     }
     assert_eq!(pool.stats().open(), 0);
 }
+
+#[tokio::test]
+async fn regression_cancelled_queued_write_leaks_its_queue_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| c.max_queued_writes = 1);
+    let id = t("leak");
+    pool.create(&id, events::init_schema).await.unwrap();
+    let held = pool.writer(&id).await.unwrap();
+    let waiting = {
+        let (pool, id) = (pool.clone(), id.clone());
+        tokio::spawn(async move { insert(&pool, &id, b"x").await })
+    };
+    while pool.queued_writes(&id) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // The client goes away while its write waits for the writer.
+    waiting.abort();
+    assert!(waiting.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        pool.queued_writes(&id),
+        0,
+        "the cancelled write left the queue"
+    );
+    drop(held);
+    // Had the place leaked, this tenant would refuse every write with QueueFull from now on.
+    assert_eq!(insert(&pool, &id, b"y").await.unwrap(), 1);
+}

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use rusqlite::Connection;
 
 use super::join_error;
-use super::slot::Lease;
+use super::slot::{Lease, Queued};
 use crate::connection::{self, Access};
 use crate::error::StoreError;
 
@@ -22,9 +22,9 @@ where
     F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
 {
     let slot = &lease.slot;
-    slot.queued_reads.fetch_add(1, Ordering::AcqRel);
+    let (queued, _) = Queued::join(&slot.queued_reads);
     let permit = slot.reader_permits.clone().acquire_owned().await;
-    slot.queued_reads.fetch_sub(1, Ordering::AcqRel);
+    drop(queued);
     let permit = permit.expect("a slot's reader semaphore is never closed");
     tokio::task::spawn_blocking(move || {
         let result = with_reader(&lease, f);

@@ -59,6 +59,24 @@ pub(super) struct Slot {
     pub(super) gone: AtomicBool,
 }
 
+/// One place in a slot's write or read queue, given back on drop — also when the waiting
+/// future is cancelled (a client that disconnects while queued).
+pub(super) struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    /// Joins the queue counted by `counter`; returns the guard and the count before joining.
+    pub(super) fn join(counter: &'a AtomicUsize) -> (Self, usize) {
+        let before = counter.fetch_add(1, Ordering::AcqRel);
+        (Queued(counter), before)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// How a closed tenant's connections are closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum CloseMode {

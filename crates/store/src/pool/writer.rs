@@ -16,7 +16,7 @@ use rusqlite::Connection;
 use tokio::sync::OwnedMutexGuard;
 
 use super::join_error;
-use super::slot::{Lease, Slot};
+use super::slot::{Lease, Queued, Slot};
 use super::Inner;
 use crate::connection::{self, Access};
 use crate::error::StoreError;
@@ -54,8 +54,8 @@ impl WriterGuard {
     pub(super) async fn acquire(lease: Lease) -> Result<Self, StoreError> {
         let slot = &lease.slot;
         let inner = &lease.inner;
-        if slot.queued_writes.fetch_add(1, Ordering::AcqRel) >= inner.cfg.max_queued_writes {
-            slot.queued_writes.fetch_sub(1, Ordering::AcqRel);
+        let (queued, before) = Queued::join(&slot.queued_writes);
+        if before >= inner.cfg.max_queued_writes {
             inner
                 .stats
                 .rejected_queue_full
@@ -63,7 +63,7 @@ impl WriterGuard {
             return Err(StoreError::QueueFull);
         }
         let conn = slot.writer.clone().lock_owned().await;
-        slot.queued_writes.fetch_sub(1, Ordering::AcqRel);
+        drop(queued);
         Ok(WriterGuard { conn, lease })
     }
 
