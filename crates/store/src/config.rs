@@ -54,7 +54,7 @@ pub const DEFAULT_WAL_CHECKPOINT_PAGES: u32 = 1000;
 pub const DEFAULT_MAX_QUEUED_WRITES: usize = 64;
 /// Default global SQLite soft heap limit, bytes.
 pub const DEFAULT_SQLITE_HEAP_LIMIT: u64 = 256 << 20;
-/// Default number of idle read connections kept per open tenant.
+/// Default number of reader connections per open tenant (open at once, and kept when idle).
 pub const DEFAULT_READERS_PER_TENANT: usize = 2;
 
 /// Everything the tenant pool needs to know. `PoolConfig::new(dir)` gives the documented defaults.
@@ -78,12 +78,16 @@ pub struct PoolConfig {
     pub max_queued_writes: usize,
     /// Process-wide SQLite soft heap limit, bytes (0 = none).
     pub sqlite_heap_limit: u64,
-    /// Idle read-only connections kept per open tenant.
+    /// Read-only connections per open tenant, at most: reads past it wait (no thread) for one,
+    /// and all of them are kept while the tenant is open. 0 is taken as 1.
     pub readers_per_tenant: usize,
     /// How long a statement waits for a lock held by another connection.
     pub busy_timeout: Duration,
     /// Migrations applied to a tenant that is behind when it is opened (none by default).
     pub migrations: Option<Arc<MigrationSet>>,
+    /// Run the background maintenance loop (idle closes, WAL checkpoints, tidying), started by
+    /// `TenantPool::open` and stopped by `shutdown`. Tests switch it off and call `maintain_at`.
+    pub maintenance: bool,
 }
 
 impl PoolConfig {
@@ -102,12 +106,18 @@ impl PoolConfig {
             readers_per_tenant: DEFAULT_READERS_PER_TENANT,
             busy_timeout: Duration::from_secs(5),
             migrations: None,
+            maintenance: true,
         }
     }
 
+    /// Reader connections one open tenant may have at once (`readers_per_tenant`, at least 1).
+    pub fn reader_cap(&self) -> usize {
+        self.readers_per_tenant.max(1)
+    }
+
     /// File descriptors one open tenant may hold: the writer's db + wal, the shared shm, and
-    /// db + wal per kept reader.
+    /// db + wal per reader.
     pub fn fds_per_tenant(&self) -> usize {
-        3 + 2 * self.readers_per_tenant
+        3 + 2 * self.reader_cap()
     }
 }

@@ -5,8 +5,9 @@
 //! - [`config`]: durability mode and the pool's bounds;
 //! - [`connection`]: opening/closing one connection with tenantd's SQLite settings;
 //! - [`pool`]: the scale-to-zero pool (open on demand, idle TTL, LRU cap, one writer per tenant,
-//!   background checkpoints);
-//! - [`migrate`]: numbered SQL migrations for one tenant and for the whole fleet;
+//!   capped readers, background checkpoints; it owns its maintenance loop);
+//! - [`migrate`]: numbered SQL migrations (recorded with name and checksum) for one tenant and
+//!   for the whole fleet;
 //! - [`events`]: the reserved `_tenantd_*` tables (webhook sources and events) inside each file;
 //! - [`policy`]: a tenant's webhook policy (which unsigned deliveries it accepts);
 //! - [`stats`], [`sys`]: pool metrics; fd limit, SQLite heap limit, heap trimming.

@@ -26,6 +26,10 @@ pub struct PoolStats {
     pub rejected_queue_full: AtomicU64,
     /// Opens refused because every open tenant was in use.
     pub rejected_pool_exhausted: AtomicU64,
+    /// Times the pool ran a tenant's pending migrations (successful or not).
+    pub migration_runs: AtomicU64,
+    /// Tenants whose migration failed (each is then refused until the migrations change).
+    pub migration_failures: AtomicU64,
 }
 
 impl PoolStats {

@@ -176,3 +176,95 @@ async fn the_pool_migrates_a_tenant_that_is_behind_before_serving_it() {
     let err = pool.write(&broken, |_| Ok(())).await.unwrap_err();
     assert!(matches!(err, StoreError::MigrationFailed(_)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_failed_migration_is_retried_on_every_request() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = PoolConfig::new(dir.path());
+    cfg.maintenance = false;
+    cfg.migrations = Some(Arc::new(set(&[
+        "CREATE TABLE things(id INTEGER PRIMARY KEY)",
+    ])));
+    let pool = TenantPool::open(cfg).unwrap();
+    let broken = TenantId::parse("broken").unwrap();
+    pool.create(&broken, events::init_schema).await.unwrap();
+    // Behind the pool's back, as an old tenant with a clashing table.
+    rusqlite::Connection::open(pool.path_of(&broken))
+        .unwrap()
+        .execute_batch("CREATE TABLE things(x)")
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let (pool, id) = (pool.clone(), broken.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                pool.read(&id, |_| Ok(())).await
+            } else {
+                pool.write(&id, |_| Ok(())).await
+            }
+        }));
+    }
+    for task in tasks {
+        let err = task.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&err, StoreError::MigrationFailed(m) if m.contains("things")),
+            "{err:?}"
+        );
+    }
+    for _ in 0..5 {
+        let err = pool.write(&broken, |_| Ok(())).await.unwrap_err();
+        assert!(matches!(err, StoreError::MigrationFailed(_)), "{err:?}");
+    }
+    let stats = pool.stats();
+    assert_eq!(
+        stats.migration_runs.load(Relaxed),
+        1,
+        "the migration ran once"
+    );
+    assert_eq!(stats.migration_failures.load(Relaxed), 1);
+    assert_eq!(
+        stats.tenants_opened.load(Relaxed),
+        1,
+        "one slot the whole time"
+    );
+    assert_eq!(stats.open(), 1);
+
+    // A new file of that id is not refused for the old file's failure.
+    pool.delete(&broken).await.unwrap();
+    pool.create(&broken, events::init_schema).await.unwrap();
+    let v = pool
+        .read(&broken, |c| Ok(migrate::schema_version(c)?))
+        .await
+        .unwrap();
+    assert_eq!(v, 1);
+    assert_eq!(stats.migration_runs.load(Relaxed), 2);
+}
+
+#[tokio::test]
+async fn the_fleet_run_reports_a_changed_applied_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = PoolConfig::new(dir.path());
+    cfg.maintenance = false;
+    let pool = TenantPool::open(cfg.clone()).unwrap();
+    let ids = create_many(&pool, 3).await;
+    pool.shutdown(std::time::Duration::from_secs(5)).await;
+    let opts = FleetOptions {
+        jobs: 2,
+        dry_run: false,
+    };
+    let first = migrate::run_fleet(&cfg, &set(&["CREATE TABLE a(x)"]), &opts, &|_, _| {}).unwrap();
+    assert_eq!(first.migrated, 3);
+    let edited = set(&["CREATE TABLE a(x, y)", "CREATE TABLE b(z)"]);
+    let sum = migrate::run_fleet(&cfg, &edited, &opts, &|_, _| {}).unwrap();
+    assert_eq!(sum.migrated, 0);
+    assert_eq!(sum.failed.len(), 3);
+    assert_eq!(sum.failed[0].0, ids[0]);
+    assert!(
+        sum.failed[0]
+            .1
+            .contains("migration 1 was applied as 0001_m.sql"),
+        "{:?}",
+        sum.failed
+    );
+}

@@ -10,8 +10,10 @@ fn t(s: &str) -> TenantId {
     TenantId::parse(s).unwrap()
 }
 
+/// A pool without its background loop: the test drives `maintain_at` (tweak may turn it on).
 fn pool_with(dir: &tempfile::TempDir, tweak: impl FnOnce(&mut PoolConfig)) -> TenantPool {
     let mut cfg = PoolConfig::new(dir.path());
+    cfg.maintenance = false;
     tweak(&mut cfg);
     TenantPool::open(cfg).unwrap()
 }
@@ -322,16 +324,20 @@ async fn shutdown_stops_maintenance_even_mid_pass_and_leaves_only_db_files() {
         let pool = pool_with(&dir, |c| {
             c.max_open = 8;
             c.idle_ttl = Duration::from_millis(1);
+            c.maintenance = true;
         });
         let ids: Vec<TenantId> = (0..40).map(|i| t(&format!("s{i}"))).collect();
         for id in &ids {
             pool.create(id, events::init_schema).await.unwrap();
             insert(&pool, id, b"x").await.unwrap();
         }
-        let maintenance = pool.spawn_maintenance();
         tokio::time::sleep(Duration::from_millis(round * 3)).await;
-        pool.shutdown(Duration::from_secs(10)).await;
-        let ended = tokio::time::timeout(Duration::from_secs(10), maintenance).await;
+        // Shutdown stops the pool's own loop and waits for it.
+        let ended = tokio::time::timeout(
+            Duration::from_secs(20),
+            pool.shutdown(Duration::from_secs(10)),
+        )
+        .await;
         assert!(
             ended.is_ok(),
             "round {round}: maintenance task did not stop"
@@ -360,8 +366,11 @@ async fn wal_files_left_by_a_crash_are_tidied_after_restart() {
     }
     let left = store::layout::tenants_with_wal(dir.path()).unwrap();
     assert!(left.len() >= 8, "{left:?}");
-    let pool = pool_with(&dir, |c| c.max_open = 4);
-    let maintenance = pool.spawn_maintenance();
+    // The restarted pool's own maintenance loop finds and tidies them.
+    let pool = pool_with(&dir, |c| {
+        c.max_open = 4;
+        c.maintenance = true;
+    });
     for _ in 0..200 {
         if store::layout::tenants_with_wal(dir.path())
             .unwrap()
@@ -379,5 +388,282 @@ async fn wal_files_left_by_a_crash_are_tidied_after_restart() {
         assert_eq!(count(&pool, id).await, 1);
     }
     pool.shutdown(Duration::from_secs(5)).await;
-    maintenance.await.unwrap();
+}
+
+async fn bodies(pool: &TenantPool, id: &TenantId) -> Vec<Vec<u8>> {
+    pool.read(id, |c| {
+        Ok(events::list_events(c, 0, 10, None)?
+            .into_iter()
+            .map(|e| e.body)
+            .collect())
+    })
+    .await
+    .unwrap()
+}
+
+const BEGIN_AND_INSERT: &str =
+    "BEGIN; INSERT INTO _tenantd_events(source, received_at_ms, body) VALUES ('s', 0, x'6c6f7374');";
+
+#[tokio::test]
+async fn regression_writer_guard_panic_skips_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |_| {});
+    let id = t("panic");
+    pool.create(&id, events::init_schema).await.unwrap();
+    let guard = pool.writer(&id).await.unwrap();
+    let ran = guard
+        .run(|c| {
+            c.execute_batch(BEGIN_AND_INSERT).unwrap();
+            panic!("work panicked mid-transaction");
+        })
+        .await;
+    assert!(ran.is_err(), "a panic in the work is an error");
+    // The next writer is not inside the abandoned transaction: its write commits on its own.
+    insert(&pool, &id, b"kept").await.unwrap();
+    assert_eq!(bodies(&pool, &id).await, vec![b"kept".to_vec()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_cancelled_writer_run_skips_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |_| {});
+    let id = t("cancel");
+    pool.create(&id, events::init_schema).await.unwrap();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let guard = pool.writer(&id).await.unwrap();
+    let task = tokio::spawn(async move {
+        guard
+            .run(move |c| {
+                c.execute_batch(BEGIN_AND_INSERT).unwrap();
+                started_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+            })
+            .await
+            .map(|_| ())
+    });
+    started_rx.await.unwrap();
+    // The caller goes away while the blocking call runs.
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    go_tx.send(()).unwrap();
+    insert(&pool, &id, b"kept").await.unwrap();
+    assert_eq!(bodies(&pool, &id).await, vec![b"kept".to_vec()]);
+}
+
+/// Blocks every caller until `n` have arrived (or `limit` passed, so a broken create that never
+/// arrives cannot hang the test).
+struct Rendezvous {
+    arrived: std::sync::Mutex<usize>,
+    all: std::sync::Condvar,
+    n: usize,
+}
+
+impl Rendezvous {
+    fn wait(&self, limit: Duration) {
+        let mut arrived = self.arrived.lock().unwrap();
+        *arrived += 1;
+        self.all.notify_all();
+        let _ = self
+            .all
+            .wait_timeout_while(arrived, limit, |a| *a < self.n)
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_concurrent_creates_share_a_temp_name() {
+    const N: usize = 6;
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool_with(&dir, |_| {});
+        let id = t("race");
+        let meet = std::sync::Arc::new(Rendezvous {
+            arrived: std::sync::Mutex::new(0),
+            all: std::sync::Condvar::new(),
+            n: N,
+        });
+        let tasks: Vec<_> = (0..N)
+            .map(|_| {
+                let (pool, id, meet) = (pool.clone(), id.clone(), meet.clone());
+                tokio::spawn(async move {
+                    pool.create(&id, move |c| {
+                        // Every create is inside its own initialisation at the same time.
+                        meet.wait(Duration::from_secs(10));
+                        events::init_schema(c)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => won += 1,
+                Err(StoreError::AlreadyExists) => {}
+                Err(e) => panic!("round {round}: a losing create failed with {e:?}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}: exactly one create wins");
+        let dir_of = pool.path_of(&id).parent().unwrap().to_owned();
+        let mut names: Vec<String> = std::fs::read_dir(&dir_of)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["race.db"], "round {round}: no temporary file stays");
+        let ok: String = pool
+            .read(&id, |c| {
+                Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(ok, "ok");
+        assert_eq!(count(&pool, &id).await, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_readers_per_tenant_are_unbounded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| c.readers_per_tenant = 2);
+    let id = t("readers");
+    pool.create(&id, events::init_schema).await.unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
+    let reads: Vec<_> = (0..5)
+        .map(|_| {
+            let (pool, id) = (pool.clone(), id.clone());
+            let (running, most, mut gate) = (running.clone(), most.clone(), gate_rx.clone());
+            tokio::spawn(async move {
+                pool.read(&id, move |c| {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    let handle = tokio::runtime::Handle::current();
+                    handle.block_on(gate.wait_for(|open| *open)).unwrap();
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok(events::event_stats(c)?.0)
+                })
+                .await
+            })
+        })
+        .collect();
+    // Two reads hold the two readers; the other three wait for one (without a thread).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(running.load(Ordering::SeqCst) == 2 && pool.queued_reads(&id) == 3) {
+        assert!(
+            Instant::now() < deadline,
+            "running {}, queued {}",
+            running.load(Ordering::SeqCst),
+            pool.queued_reads(&id)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gate_tx.send(true).unwrap();
+    for r in reads {
+        assert_eq!(r.await.unwrap().unwrap(), 0);
+    }
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "never more than 2 readers at once"
+    );
+    let opened = pool
+        .stats()
+        .connections_opened
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(opened, 2, "connections are reused, not opened per read");
+}
+
+#[tokio::test]
+async fn the_pool_runs_its_own_maintenance_and_shutdown_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| {
+        c.maintenance = true;
+        c.idle_ttl = Duration::from_millis(1);
+    });
+    let id = t("own");
+    pool.create(&id, events::init_schema).await.unwrap();
+    insert(&pool, &id, b"x").await.unwrap();
+    // Nobody spawned anything: the pool's own loop closes the idle tenant.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let closing = || {
+        pool.stats()
+            .closing_tenants
+            .load(std::sync::atomic::Ordering::Acquire)
+    };
+    while pool.is_open(&id) || closing() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the loop never closed the tenant"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(files_of(&pool, &id), ["own.db"]);
+    pool.shutdown(Duration::from_secs(5)).await;
+    let passes = pool
+        .stats()
+        .idle_closes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(passes, 1);
+}
+
+#[tokio::test]
+async fn a_file_removed_behind_the_pool_is_not_found_and_its_slot_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |_| {});
+    let id = t("vanish");
+    pool.create(&id, events::init_schema).await.unwrap();
+    let lease_holder = pool.writer(&id).await.unwrap();
+    std::fs::remove_file(pool.path_of(&id)).unwrap();
+    let read = pool.read(&id, |_| Ok(()));
+    // The writer is held, so the read needs a reader: its open fails with NotFound.
+    assert!(matches!(read.await, Err(StoreError::NotFound)));
+    assert!(pool.is_open(&id), "a slot in use stays");
+    drop(lease_holder);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pool.is_open(&id)
+        || pool
+            .stats()
+            .closing_tenants
+            .load(std::sync::atomic::Ordering::Acquire)
+            > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the vanished tenant's slot was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(pool.stats().open(), 0);
+}
+
+#[tokio::test]
+async fn regression_cancelled_queued_write_leaks_its_queue_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| c.max_queued_writes = 1);
+    let id = t("leak");
+    pool.create(&id, events::init_schema).await.unwrap();
+    let held = pool.writer(&id).await.unwrap();
+    let waiting = {
+        let (pool, id) = (pool.clone(), id.clone());
+        tokio::spawn(async move { insert(&pool, &id, b"x").await })
+    };
+    while pool.queued_writes(&id) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // The client goes away while its write waits for the writer.
+    waiting.abort();
+    assert!(waiting.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        pool.queued_writes(&id),
+        0,
+        "the cancelled write left the queue"
+    );
+    drop(held);
+    // Had the place leaked, this tenant would refuse every write with QueueFull from now on.
+    assert_eq!(insert(&pool, &id, b"y").await.unwrap(), 1);
 }

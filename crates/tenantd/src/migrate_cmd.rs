@@ -2,6 +2,8 @@
 //! parallel, each tenant in its own transaction, with a progress bar and a final summary.
 //! Safe to re-run (tenants already at the target are skipped) and to run beside a live server
 //! (SQLite's locks serialise it with the server's writers; the server also migrates lazily).
+//! A tenant whose recorded migrations differ from the files (an applied migration edited, or a
+//! tenant newer than the directory) is listed as failed with the reason; nothing runs on it.
 
 use std::path::PathBuf;
 

@@ -9,7 +9,8 @@ use tokio::net::TcpListener;
 use crate::config::{FileConfig, LogFormat, ServeArgs, Settings};
 
 /// Resolves the settings, builds the runtime they ask for, and serves until a shutdown
-/// signal; then drains and closes every tenant.
+/// signal; then drains and closes every tenant. (The pool runs its own maintenance loop, started
+/// by `TenantPool::open` and stopped by the shutdown in `server::serve`.)
 pub fn main(args: ServeArgs) -> anyhow::Result<()> {
     let file = match &args.config {
         Some(path) => FileConfig::load(path)?,
@@ -41,7 +42,6 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let keys = crate::token_cmd::load_keys(&key_file)
         .with_context(|| format!("cannot use token key {}", key_file.display()))?;
     println!("token key: {}", key_file.display());
-    let maintenance = pool.spawn_maintenance();
     let sql = SqlState::new(settings.sql.clone(), keys);
     let state = AppState::with_sql(pool, token, settings.http.clone(), sql);
     let streams = server::sql::spawn_expiry(&state);
@@ -62,7 +62,6 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     .await?;
     state.sql.stop_expiry();
     streams.await.ok();
-    maintenance.await.ok();
     Ok(())
 }
 

@@ -146,12 +146,35 @@ fn migrate_reports_every_tenant_and_fails_on_a_broken_one() {
         out.contains("3 tenants: migrated 2") && out.contains("FAILED c"),
         "{out}"
     );
-    std::fs::remove_file(migrations.join("0001_notes.sql")).unwrap();
+    // Editing a migration that tenants already applied is refused, not skipped.
+    let applied = std::fs::read(migrations.join("0001_notes.sql")).unwrap();
     std::fs::write(
         migrations.join("0001_notes.sql"),
         "CREATE TABLE IF NOT EXISTS notes(id INTEGER PRIMARY KEY);",
     )
     .unwrap();
+    let (ok, out) = migrate(&["--dry-run"]);
+    assert!(!ok);
+    assert!(
+        out.contains("FAILED a: migration 1 was applied as 0001_notes.sql")
+            && out.contains("FAILED b: migration 1 was applied as 0001_notes.sql")
+            && out.contains("failed 2"),
+        "{out}"
+    );
+    // The supported fix: restore the applied file, repair the failed tenant, run again.
+    std::fs::write(migrations.join("0001_notes.sql"), applied).unwrap();
+    rt.block_on(async {
+        let mut cfg = store::PoolConfig::new(&data);
+        cfg.maintenance = false;
+        let pool = store::TenantPool::open(cfg).unwrap();
+        let c = store::TenantId::parse("c").unwrap();
+        pool.write(&c, |conn| {
+            Ok(conn.execute_batch("ALTER TABLE notes RENAME TO notes_v0")?)
+        })
+        .await
+        .unwrap();
+        pool.shutdown(std::time::Duration::from_secs(5)).await;
+    });
     let (ok, out) = migrate(&[]);
     assert!(ok, "{out}");
     assert!(
