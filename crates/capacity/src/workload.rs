@@ -71,9 +71,10 @@ impl WorkloadProfile {
 
     /// Files one open tenant holds, by the server's own bound (`store::PoolConfig::
     /// fds_per_tenant`, README "Configuration"): the writer's db and -wal, the shared -shm, and a
-    /// db and a -wal per kept reader: `3 + 2 x readers_per_tenant`.
+    /// db and a -wal per reader: `3 + 2 x readers_per_tenant`, where the server lets even
+    /// `readers_per_tenant = 0` run one reader at a time.
     pub fn files_per_open_tenant(&self) -> f64 {
-        FILES_PER_OPEN_TENANT_FIXED + FILES_PER_READER * self.readers_per_tenant
+        FILES_PER_OPEN_TENANT_FIXED + FILES_PER_READER * self.readers_per_tenant.max(1.0)
     }
 
     /// RAM one tenant needs at peak, in bytes: idle RAM plus its share of in-flight operations.
