@@ -37,6 +37,10 @@ pub fn app(state: AppState) -> Router {
             put(admin::create).delete(admin::delete).get(admin::show),
         )
         .route("/admin/tenants/{id}/hooks/{source}", put(admin::set_hook))
+        .route(
+            "/admin/tenants/{id}/tokens/revoke",
+            post(routes::tokens::revoke),
+        )
         .merge(sql::router(&state.sql.config))
         .fallback(ops::fallback)
         .layer(DefaultBodyLimit::max(state.http.max_body_bytes))

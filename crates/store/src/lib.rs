@@ -8,6 +8,8 @@
 //!   background checkpoints);
 //! - [`migrate`]: numbered SQL migrations for one tenant and for the whole fleet;
 //! - [`events`]: the reserved `_tenantd_*` tables (webhook sources and events) inside each file;
+//! - [`token_epoch`]: the tenant's token epoch (tokens die with their tenant, revocation);
+//! - [`inspect`]: a tenant's summary read outside the pool (no migration, not counted as open);
 //! - [`stats`], [`sys`]: pool metrics; fd limit, SQLite heap limit, heap trimming.
 #![deny(missing_docs)]
 
@@ -15,12 +17,14 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod inspect;
 pub mod layout;
 pub mod migrate;
 pub mod name;
 pub mod pool;
 pub mod stats;
 pub mod sys;
+pub mod token_epoch;
 
 pub use config::{Durability, PoolConfig};
 pub use error::StoreError;
