@@ -160,11 +160,23 @@ fn migrate_reports_every_tenant_and_fails_on_a_broken_one() {
     );
 }
 
+/// Kills the server when a test ends, also when it panics (a leaked server would keep the
+/// test's stderr open).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn regression_cli_builds_urls_from_raw_ids() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let (mut child, url) = common::spawn_serve(data, &[]);
+    let (child, url) = common::spawn_serve(data, &[]);
+    let _server = KillOnDrop(child);
     for id in ["victim", "victim2"] {
         let (ok, _, err) = run(&["tenant", "create", id], data, &url);
         assert!(ok, "{err}");
@@ -192,15 +204,14 @@ fn regression_cli_builds_urls_from_raw_ids() {
     let (ok, out, err) = run(&["tenant", "list"], data, &url);
     assert!(ok, "{err}");
     assert_eq!(out.lines().collect::<Vec<_>>(), ["victim", "victim2"]);
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]
 fn regression_tenant_list_is_not_sorted() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let (mut child, url) = common::spawn_serve(data, &[]);
+    let (child, url) = common::spawn_serve(data, &[]);
+    let _server = KillOnDrop(child);
     let ids: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
     for id in &ids {
         assert!(run(&["tenant", "create", id], data, &url).0);
@@ -208,8 +219,6 @@ fn regression_tenant_list_is_not_sorted() {
     let (ok, out, err) = run(&["tenant", "list", "--page", "3"], data, &url);
     assert!(ok, "{err}");
     assert_eq!(out.lines().collect::<Vec<_>>(), ids, "sorted, every page");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// `tenantd token …` with `args` over `data`: (success, last stdout line, stderr).
@@ -233,7 +242,8 @@ fn token_cmd(args: &[&str], data: &std::path::Path) -> (bool, String, String) {
 fn token_revoke_and_recreate_refuse_old_tokens_through_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let (mut child, url) = common::spawn_serve(data, &[]);
+    let (child, url) = common::spawn_serve(data, &[]);
+    let _server = KillOnDrop(child);
     assert!(run(&["tenant", "create", "acme"], data, &url).0);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let select = |token: &str| {
@@ -283,6 +293,4 @@ fn token_revoke_and_recreate_refuse_old_tokens_through_the_binary() {
     assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
     let (ok, _, err) = token_cmd(&["revoke", "--tenant", "a/b"], data);
     assert!(!ok && err.contains("invalid tenant id"), "{err}");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
