@@ -81,4 +81,21 @@ mod tests {
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "no -wal/-shm left behind: {left:?}");
     }
+
+    #[test]
+    fn reports_schema_version_and_the_recorded_migration_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        connection::create_new(&path, |conn| {
+            events::init_schema(conn)?;
+            conn.execute_batch(
+                "INSERT INTO _tenantd_meta VALUES ('schema_version', 3);
+                 INSERT INTO _tenantd_meta VALUES ('migration_error', '0004_x.sql: boom');",
+            )
+        })
+        .unwrap();
+        let s = inspect(&path, &PoolConfig::new(dir.path())).unwrap();
+        assert_eq!(s.schema_version, 3);
+        assert_eq!(s.migration_error.as_deref(), Some("0004_x.sql: boom"));
+    }
 }
