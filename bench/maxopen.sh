@@ -17,7 +17,7 @@ for wl in $WORKLOADS; do
   for cap in $CAPS; do
     data=$D/data; rm -rf "$data"
     "$TENANTD" bench provision --data "$data" --count "$T" >/dev/null
-    TENANTD_ADMIN_TOKEN=x taskset -c "$SERVER_CPU" "$TENANTD" serve --listen "127.0.0.1:$PORT" --data "$data" \
+    TENANTD_ADMIN_TOKEN=bench-admin-token taskset -c "$SERVER_CPU" "$TENANTD" serve --listen "127.0.0.1:$PORT" --data "$data" \
       --durability "$MODE" --idle-ttl 10s --max-open "$cap" >/dev/null 2>&1 & PID=$!
     for _ in $(seq 1 100); do [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/healthz") != 000 ]] && break; sleep 0.1; done
     c0=$(awk '{print $14+$15}' /proc/$PID/stat)

@@ -33,7 +33,7 @@ for wl in $WORKLOADS; do
     if [[ $srv == bun ]]; then
       DATA_DIR=$data PORT=$PORT "$BUN" "$BUN_SERVER" >/dev/null 2>&1 & PID=$!
     else
-      TENANTD_ADMIN_TOKEN=x "$TENANTD" serve --listen "127.0.0.1:$PORT" --data "$data" \
+      TENANTD_ADMIN_TOKEN=bench-admin-token "$TENANTD" serve --listen "127.0.0.1:$PORT" --data "$data" \
         --durability "${srv#tenantd-}" --idle-ttl "$IDLE_TTL" >/dev/null 2>&1 & PID=$!
     fi
     for _ in $(seq 1 100); do [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT$ready") != 000 ]] && break; sleep 0.1; done

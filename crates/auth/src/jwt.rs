@@ -31,6 +31,29 @@ pub enum AuthError {
     /// A valid token for a different tenant.
     #[error("token is for another tenant")]
     WrongTenant,
+    /// A token without an `epoch` claim (issued before tokens were bound to their tenant).
+    #[error("token is not bound to a tenant epoch (it predates token revocation); mint a new one with `tenantd token create --tenant ID`")]
+    Unbound,
+    /// The tenant's tokens were revoked, or the tenant was deleted and created again, since
+    /// the token was issued.
+    #[error("token was revoked (the tenant's tokens were revoked, or the tenant was deleted and created again); mint a new one with `tenantd token create --tenant ID`")]
+    Revoked,
+}
+
+impl AuthError {
+    /// The machine-readable code clients see: `token_revoked`, `token_unbound`, else
+    /// `invalid_token` (every refusal here is a 401 except [`AuthError::WrongTenant`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Revoked => "token_revoked",
+            AuthError::Unbound => "token_unbound",
+            AuthError::Malformed(_)
+            | AuthError::BadSignature
+            | AuthError::Expired
+            | AuthError::NotYetValid
+            | AuthError::WrongTenant => "invalid_token",
+        }
+    }
 }
 
 /// Signs `claims` into a compact JWT. Never fails.
@@ -116,6 +139,7 @@ mod tests {
     fn claims(exp: Option<u64>) -> Claims {
         Claims {
             tenant: "acme".into(),
+            epoch: Some("e".into()),
             access: Access::ReadWrite,
             exp,
             iat: None,

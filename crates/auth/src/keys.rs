@@ -98,15 +98,23 @@ impl Keys {
         self.signing.verifying_key()
     }
 
-    /// A token for `tenant`, expiring after `ttl` (never, if `None`). Never fails.
-    pub fn issue(&self, tenant: &str, access: Access, ttl: Option<Duration>) -> String {
-        self.issue_at(tenant, access, ttl, SystemTime::now())
+    /// A token for `tenant` at its token `epoch` (read from the tenant file), expiring after
+    /// `ttl` (never, if `None`). Never fails.
+    pub fn issue(
+        &self,
+        tenant: &str,
+        epoch: &str,
+        access: Access,
+        ttl: Option<Duration>,
+    ) -> String {
+        self.issue_at(tenant, epoch, access, ttl, SystemTime::now())
     }
 
     /// [`Keys::issue`] as if the time were `now`.
     pub fn issue_at(
         &self,
         tenant: &str,
+        epoch: &str,
         access: Access,
         ttl: Option<Duration>,
         now: SystemTime,
@@ -117,6 +125,7 @@ impl Keys {
             .unwrap_or(0);
         let claims = Claims {
             tenant: tenant.to_owned(),
+            epoch: Some(epoch.to_owned()),
             access,
             exp: ttl.map(|t| iat.saturating_add(t.as_secs().max(1))),
             iat: Some(iat),
@@ -125,14 +134,21 @@ impl Keys {
         jwt::sign(&self.signing, &claims)
     }
 
+    /// Signs `claims` as they are (tools and tests; [`Keys::issue`] builds the usual ones).
+    /// Never fails.
+    pub fn sign(&self, claims: &Claims) -> String {
+        jwt::sign(&self.signing, claims)
+    }
+
     /// The claims of a token signed by this key. Errors: malformed, bad signature, expired,
     /// not yet valid.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Claims, AuthError> {
         jwt::verify(&self.signing.verifying_key(), token, now)
     }
 
-    /// [`Keys::verify`], then checks the token is for `tenant`. Errors: those of `verify`, and
-    /// [`AuthError::WrongTenant`].
+    /// [`Keys::verify`], then checks the token is for `tenant` and carries an epoch (pure CPU:
+    /// the epoch itself is compared with the tenant file's by [`Claims::check_epoch`]). Errors:
+    /// those of `verify`, [`AuthError::WrongTenant`], [`AuthError::Unbound`].
     pub fn authorize(
         &self,
         token: &str,
@@ -142,6 +158,9 @@ impl Keys {
         let claims = self.verify(token, now)?;
         if claims.tenant != tenant {
             return Err(AuthError::WrongTenant);
+        }
+        if claims.epoch.is_none() {
+            return Err(AuthError::Unbound);
         }
         Ok(claims)
     }
@@ -271,7 +290,7 @@ mod tests {
         assert_eq!(URL_SAFE_NO_PAD.decode(public.trim()).unwrap().len(), 32);
         let again = Keys::load_or_create(&path).unwrap();
         assert_eq!(again.public_key_base64(), keys.public_key_base64());
-        let token = keys.issue_at("acme", Access::ReadWrite, None, at(1));
+        let token = keys.issue_at("acme", "e", Access::ReadWrite, None, at(1));
         assert_eq!(again.verify(&token, at(2)).unwrap().tenant, "acme");
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 2, "no temp files left: {leftovers:?}");
@@ -349,6 +368,7 @@ mod tests {
         let keys = Keys::generate();
         let t = keys.issue_at(
             "acme",
+            "e1",
             Access::ReadOnly,
             Some(Duration::from_secs(60)),
             at(1000),
@@ -368,6 +388,26 @@ mod tests {
             Keys::generate().verify(&t, at(1001)),
             Err(AuthError::BadSignature)
         );
+    }
+
+    #[test]
+    fn regression_tokens_outlive_their_tenant_epoch_is_checked() {
+        let keys = Keys::generate();
+        let t = keys.issue_at("acme", "old", Access::ReadWrite, None, at(1));
+        let claims = keys.authorize(&t, "acme", at(2)).unwrap();
+        assert_eq!(claims.check_epoch("old"), Ok(()));
+        assert_eq!(claims.check_epoch("new"), Err(AuthError::Revoked));
+        assert_eq!(AuthError::Revoked.code(), "token_revoked");
+        // A token minted before epochs existed carries none: refused before any file is read.
+        let unbound = Claims {
+            epoch: None,
+            ..claims
+        };
+        let t = keys.sign(&unbound);
+        assert_eq!(keys.authorize(&t, "acme", at(2)), Err(AuthError::Unbound));
+        assert!(AuthError::Unbound
+            .to_string()
+            .contains("tenantd token create"));
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub fn app(state: AppState) -> Router {
             put(admin::set_hook).delete(admin::delete_hook),
         )
         .route("/admin/tenants/{id}/policy", put(admin::set_policy))
+        .route(
+            "/admin/tenants/{id}/tokens/revoke",
+            post(routes::tokens::revoke),
+        )
         .layer(axum::middleware::from_fn_with_state(
             body_rule(state.http.max_body_bytes),
             body::guard,

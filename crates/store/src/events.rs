@@ -6,7 +6,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// Creates the reserved tables in a new tenant file.
+/// Creates the reserved tables in a new tenant file, and its token epoch.
 pub fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE TABLE _tenantd_meta(key TEXT PRIMARY KEY, value ANY) STRICT;
@@ -22,7 +22,8 @@ pub fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
          CREATE UNIQUE INDEX _tenantd_events_delivery
              ON _tenantd_events(source, delivery_id) WHERE delivery_id IS NOT NULL;
          CREATE INDEX _tenantd_events_source ON _tenantd_events(source, id);",
-    )
+    )?;
+    crate::token_epoch::ensure(conn).map(drop)
 }
 
 /// A webhook to store.
@@ -111,22 +112,56 @@ pub fn list_events(
     limit: u32,
     source: Option<&str>,
 ) -> rusqlite::Result<Vec<Event>> {
+    Ok(list_page(conn, after, limit, source, usize::MAX)?.events)
+}
+
+/// One page of [`list_page`].
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    /// The events, in id order.
+    pub events: Vec<Event>,
+    /// True when the page stopped early because its bodies reached the byte cap.
+    pub cut_by_bytes: bool,
+}
+
+/// Like [`list_events`], but stops before the event whose body would take the page's bodies
+/// past `max_body_bytes`; the first event is always included, whatever its size, so a reader
+/// always makes progress. Errors: SQLite.
+pub fn list_page(
+    conn: &Connection,
+    after: i64,
+    limit: u32,
+    source: Option<&str>,
+    max_body_bytes: usize,
+) -> rusqlite::Result<EventPage> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, source, delivery_id, content_type, received_at_ms, body
          FROM _tenantd_events WHERE id > ?1 AND (?2 IS NULL OR source = ?2)
          ORDER BY id LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![after, source, limit], |r| {
-        Ok(Event {
+    let mut rows = stmt.query(params![after, source, limit])?;
+    let mut page = EventPage {
+        events: Vec::new(),
+        cut_by_bytes: false,
+    };
+    let mut bytes = 0usize;
+    while let Some(r) = rows.next()? {
+        let body: Vec<u8> = r.get(5)?;
+        bytes = bytes.saturating_add(body.len());
+        if bytes > max_body_bytes && !page.events.is_empty() {
+            page.cut_by_bytes = true;
+            break;
+        }
+        page.events.push(Event {
             id: r.get(0)?,
             source: r.get(1)?,
             delivery_id: r.get(2)?,
             content_type: r.get(3)?,
             received_at_ms: r.get(4)?,
-            body: r.get(5)?,
-        })
-    })?;
-    rows.collect()
+            body,
+        });
+    }
+    Ok(page)
 }
 
 /// A webhook source's verification settings (the secret never leaves the server).
@@ -230,6 +265,25 @@ mod tests {
         assert_eq!(all.len(), 4);
         assert_eq!(all[0].body, b"one");
         assert_eq!(list_events(&conn, 1, 100, Some("gh")).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_page_stops_at_the_byte_cap_but_never_empty() {
+        let conn = Connection::open_in_memory().unwrap();
+        init_schema(&conn).unwrap();
+        for body in [&[1u8; 40][..], &[2; 40], &[3; 40]] {
+            insert_event(&conn, &ev(None, body)).unwrap();
+        }
+        let page = list_page(&conn, 0, 10, None, 100).unwrap();
+        assert_eq!((page.events.len(), page.cut_by_bytes), (2, true));
+        let page = list_page(&conn, 0, 10, None, 120).unwrap();
+        assert_eq!((page.events.len(), page.cut_by_bytes), (3, false));
+        let page = list_page(&conn, 0, 10, None, 1).unwrap();
+        assert_eq!(
+            (page.events.len(), page.cut_by_bytes),
+            (1, true),
+            "one event at least"
+        );
     }
 
     #[test]

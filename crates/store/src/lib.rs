@@ -10,6 +10,8 @@
 //!   for the whole fleet;
 //! - [`events`]: the reserved `_tenantd_*` tables (webhook sources and events) inside each file;
 //! - [`policy`]: a tenant's webhook policy (which unsigned deliveries it accepts);
+//! - [`token_epoch`]: the tenant's token epoch (tokens die with their tenant, revocation);
+//! - [`inspect`]: a tenant's summary read outside the pool (no migration, not counted as open);
 //! - [`stats`], [`sys`]: pool metrics; fd limit, SQLite heap limit, heap trimming.
 #![deny(missing_docs)]
 
@@ -17,6 +19,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod inspect;
 pub mod layout;
 pub mod migrate;
 pub mod name;
@@ -24,6 +27,7 @@ pub mod policy;
 pub mod pool;
 pub mod stats;
 pub mod sys;
+pub mod token_epoch;
 
 pub use config::{Durability, PoolConfig};
 pub use error::StoreError;

@@ -1,9 +1,16 @@
 //! `tenantd tenant …` and `tenantd hook …`: thin clients of the admin API of a running server.
+//!
+//! Ids and source names are validated with the server's own rules (`store::TenantId`,
+//! `store::SourceName`) before any request, and every path segment is percent-encoded, so a
+//! raw argument such as `x/../victim`, `victim#typo` or `a?b` can never address another
+//! resource.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use reqwest::Url;
 use serde_json::Value;
+use store::{SourceName, TenantId};
 
 /// Where the server is and how to authenticate.
 #[derive(Debug, clap::Args)]
@@ -77,8 +84,18 @@ pub enum HookCmd {
 
 struct Client {
     http: reqwest::Client,
-    url: String,
+    url: Url,
     token: String,
+}
+
+/// A tenant id given on the command line. Errors: not a valid id (with the rule).
+fn tenant_arg(raw: &str) -> anyhow::Result<TenantId> {
+    TenantId::parse(raw).with_context(|| format!("invalid_tenant_id: {raw:?} is not a tenant id"))
+}
+
+/// A source name given on the command line. Errors: not a valid name (with the rule).
+fn source_arg(raw: &str) -> anyhow::Result<SourceName> {
+    SourceName::parse(raw).with_context(|| format!("invalid_source: {raw:?} is not a source name"))
 }
 
 impl Client {
@@ -92,22 +109,42 @@ impl Client {
                 })?
             }
         };
+        let url = Url::parse(&remote.url)
+            .ok()
+            .filter(|u| !u.cannot_be_a_base() && matches!(u.scheme(), "http" | "https"))
+            .with_context(|| format!("--url {:?} is not an http(s) URL", remote.url))?;
         Ok(Client {
             http: reqwest::Client::new(),
-            url: remote.url.trim_end_matches('/').to_owned(),
+            url,
             token,
         })
+    }
+
+    /// The URL of `segments` under the base URL, each segment percent-encoded.
+    fn endpoint(&self, segments: &[&str]) -> Url {
+        let mut url = self.url.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        {
+            // A base that is an http(s) URL always has path segments (checked in `new`).
+            let mut path = url.path_segments_mut().expect("http URL has a path");
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        url
     }
 
     async fn call(
         &self,
         method: reqwest::Method,
-        path: &str,
+        segments: &[&str],
+        query: &[(&str, String)],
         body: Option<Value>,
     ) -> anyhow::Result<Option<Value>> {
         let mut req = self
             .http
-            .request(method, format!("{}{path}", self.url))
+            .request(method, self.endpoint(segments))
+            .query(query)
             .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -138,45 +175,60 @@ impl Client {
 
 /// Runs a `tenantd tenant` command, printing the result.
 pub async fn run_tenant(remote: &Remote, cmd: TenantCmd) -> anyhow::Result<()> {
-    let c = Client::new(remote)?;
+    use reqwest::Method;
+    let one = |id: &str| tenant_arg(id);
     match cmd {
         TenantCmd::Create { id } => {
-            c.call(reqwest::Method::PUT, &format!("/admin/tenants/{id}"), None)
+            let id = one(&id)?;
+            let c = Client::new(remote)?;
+            c.call(Method::PUT, &["admin", "tenants", id.as_str()], &[], None)
                 .await?;
             println!("created {id}");
         }
         TenantCmd::Delete { id } => {
+            let id = one(&id)?;
+            let c = Client::new(remote)?;
             c.call(
-                reqwest::Method::DELETE,
-                &format!("/admin/tenants/{id}"),
+                Method::DELETE,
+                &["admin", "tenants", id.as_str()],
+                &[],
                 None,
             )
             .await?;
             println!("deleted {id}");
         }
         TenantCmd::List { page } => {
+            let c = Client::new(remote)?;
+            // The server lists in storage order; collect every page and print ids sorted.
+            let mut ids = Vec::new();
             let mut cursor: Option<String> = None;
             loop {
-                let mut path = format!("/admin/tenants?limit={page}");
-                if let Some(c) = &cursor {
-                    path.push_str(&format!("&cursor={c}"));
+                let mut query = vec![("limit", page.to_string())];
+                if let Some(c) = cursor.take() {
+                    query.push(("cursor", c));
                 }
                 let v = c
-                    .call(reqwest::Method::GET, &path, None)
+                    .call(Method::GET, &["admin", "tenants"], &query, None)
                     .await?
                     .unwrap_or_default();
                 for t in v["tenants"].as_array().into_iter().flatten() {
-                    println!("{}", t["id"].as_str().unwrap_or_default());
+                    ids.push(t["id"].as_str().unwrap_or_default().to_owned());
                 }
                 match v["next_cursor"].as_str() {
                     Some(next) => cursor = Some(next.to_owned()),
                     None => break,
                 }
             }
+            ids.sort_unstable();
+            for id in ids {
+                println!("{id}");
+            }
         }
         TenantCmd::Show { id } => {
+            let id = one(&id)?;
+            let c = Client::new(remote)?;
             let v = c
-                .call(reqwest::Method::GET, &format!("/admin/tenants/{id}"), None)
+                .call(Method::GET, &["admin", "tenants", id.as_str()], &[], None)
                 .await?;
             println!("{}", serde_json::to_string_pretty(&v.unwrap_or_default())?);
         }
@@ -186,21 +238,78 @@ pub async fn run_tenant(remote: &Remote, cmd: TenantCmd) -> anyhow::Result<()> {
 
 /// Runs a `tenantd hook` command.
 pub async fn run_hook(remote: &Remote, cmd: HookCmd) -> anyhow::Result<()> {
-    let c = Client::new(remote)?;
     let HookCmd::Set {
         tenant,
         source,
         scheme,
         secret,
     } = cmd;
+    let tenant = tenant_arg(&tenant)?;
+    let source = source_arg(&source)?;
+    let c = Client::new(remote)?;
     let body = serde_json::json!({"scheme": scheme, "secret": secret});
+    let segments = [
+        "admin",
+        "tenants",
+        tenant.as_str(),
+        "hooks",
+        source.as_str(),
+    ];
     let v = c
-        .call(
-            reqwest::Method::PUT,
-            &format!("/admin/tenants/{tenant}/hooks/{source}"),
-            Some(body),
-        )
+        .call(reqwest::Method::PUT, &segments, &[], Some(body))
         .await?;
     println!("{}", serde_json::to_string(&v.unwrap_or_default())?);
     Ok(())
+}
+
+/// `POST /admin/tenants/{id}/tokens/revoke` on the server `remote` names. Errors: the
+/// server's (unknown tenant, bad admin token), or it cannot be reached.
+pub async fn revoke_tokens(remote: &Remote, tenant: &TenantId) -> anyhow::Result<()> {
+    let c = Client::new(remote)?;
+    let segments = ["admin", "tenants", tenant.as_str(), "tokens", "revoke"];
+    c.call(reqwest::Method::POST, &segments, &[], None).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(url: &str) -> Client {
+        Client::new(&Remote {
+            url: url.into(),
+            token: Some("t".into()),
+            data: PathBuf::from("."),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn segments_are_percent_encoded_under_the_base_path() {
+        let c = client("http://h:1/base/?q=1#f");
+        let url = c.endpoint(&["admin", "tenants", "a/../b", "x#y?z"]);
+        assert_eq!(
+            url.as_str(),
+            "http://h:1/base/admin/tenants/a%2F..%2Fb/x%23y%3Fz"
+        );
+        assert_eq!(
+            client("http://h:1").endpoint(&["admin"]).as_str(),
+            "http://h:1/admin"
+        );
+    }
+
+    #[test]
+    fn ids_and_sources_use_the_servers_rules() {
+        for bad in ["nonexistent/../victim", "victim2#typo", "a?b", "", "A"] {
+            assert!(tenant_arg(bad).is_err(), "{bad}");
+        }
+        assert!(tenant_arg("victim").is_ok());
+        assert!(source_arg("gh/../x").is_err());
+        assert!(Client::new(&Remote {
+            url: "localhost:8080".into(),
+            token: Some("t".into()),
+            data: PathBuf::from("."),
+        })
+        .is_err());
+    }
 }

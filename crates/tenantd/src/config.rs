@@ -16,6 +16,11 @@ use store::{Durability, PoolConfig};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default data directory.
 pub const DEFAULT_DATA: &str = "./data";
+/// Smallest tenant quota: a new tenant file already takes ~7 pages (28 KiB); below this no
+/// write could ever succeed.
+pub const MIN_QUOTA_BYTES: u64 = 64 << 10;
+/// Smallest request body limit (webhooks and SQL): below this every real request gets a 413.
+pub const MIN_BODY_BYTES: u64 = 1 << 10;
 
 /// Flags of `tenantd serve`; each also reads a `TENANTD_*` variable.
 #[derive(Debug, Default, clap::Args)]
@@ -178,7 +183,7 @@ impl Settings {
             pool.max_queued_writes = positive("max_queued_writes", v)?;
         }
         if let Some(v) = args.quota.as_deref().or(file.quota.as_deref()) {
-            pool.quota_bytes = parse_bytes("quota", v)?;
+            pool.quota_bytes = at_least("quota", parse_bytes("quota", v)?, MIN_QUOTA_BYTES)?;
         }
         if let Some(v) = file.cache_kib {
             pool.cache_kib = v;
@@ -202,7 +207,8 @@ impl Settings {
             http.max_in_flight = positive("max_in_flight", v)?;
         }
         if let Some(v) = args.max_body.as_deref().or(file.max_body.as_deref()) {
-            http.max_body_bytes = usize::try_from(parse_bytes("max_body", v)?)?;
+            let n = at_least("max_body", parse_bytes("max_body", v)?, MIN_BODY_BYTES)?;
+            http.max_body_bytes = usize::try_from(n)?;
         }
         if let Some(v) = file.header_read_timeout.as_deref() {
             http.header_read_timeout = parse_duration("header_read_timeout", v)?;
@@ -220,6 +226,12 @@ impl Settings {
             http.shutdown_delay = parse_duration("shutdown_delay", v)?;
         }
         let sql = resolve_sql(args, file)?;
+        let admin_token = env_token
+            .or(file.admin_token.clone())
+            .filter(|t| !t.is_empty());
+        if let Some(t) = &admin_token {
+            crate::admin_token::check(t, "admin_token")?;
+        }
         let blocking_threads = match args.blocking_threads.or(file.blocking_threads) {
             Some(n) => positive("blocking_threads", n)?,
             None => default_blocking_threads(pool.durability),
@@ -236,9 +248,7 @@ impl Settings {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
-            admin_token: env_token
-                .or(file.admin_token.clone())
-                .filter(|t| !t.is_empty()),
+            admin_token,
             sql,
             token_key: args.token_key.clone().or(file.token_key.clone()),
         })
@@ -278,7 +288,12 @@ fn resolve_sql(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<SqlConfig>
         }
     }
     if let Some(v) = file.sql_max_body.as_deref() {
-        sql.max_body_bytes = usize::try_from(parse_bytes("sql_max_body", v)?)?;
+        let n = at_least(
+            "sql_max_body",
+            parse_bytes("sql_max_body", v)?,
+            MIN_BODY_BYTES,
+        )?;
+        sql.max_body_bytes = usize::try_from(n)?;
     }
     Ok(sql)
 }
@@ -293,6 +308,13 @@ pub fn default_blocking_threads(durability: Durability) -> usize {
             4 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         }
     }
+}
+
+fn at_least(name: &str, v: u64, min: u64) -> anyhow::Result<u64> {
+    if v < min {
+        bail!("{name} must be at least {min} bytes (got {v})");
+    }
+    Ok(v)
 }
 
 fn positive(name: &str, v: usize) -> anyhow::Result<usize> {
@@ -404,18 +426,18 @@ mod tests {
     #[test]
     fn flags_beat_file_beats_default() {
         let file: FileConfig = toml::from_str(
-            "idle_ttl = \"30s\"\nmax_open = 7\nquota = \"2MiB\"\nadmin_token = \"f\"",
+            "idle_ttl = \"30s\"\nmax_open = 7\nquota = \"2MiB\"\nadmin_token = \"file-token-0123456789\"",
         )
         .unwrap();
         let args = ServeArgs {
             idle_ttl: Some("0".into()),
             ..Default::default()
         };
-        let s = Settings::resolve(&args, &file, Some("e".into())).unwrap();
+        let s = Settings::resolve(&args, &file, Some("env-token-0123456789".into())).unwrap();
         assert_eq!(s.pool.idle_ttl, Duration::ZERO);
         assert_eq!(s.pool.max_open, 7);
         assert_eq!(s.pool.quota_bytes, 2 << 20);
-        assert_eq!(s.admin_token.as_deref(), Some("e"));
+        assert_eq!(s.admin_token.as_deref(), Some("env-token-0123456789"));
     }
 
     #[test]
@@ -434,6 +456,43 @@ mod tests {
         assert!(err.to_string().contains("max_open"), "{err}");
         assert!(toml::from_str::<FileConfig>("no_such_key = 1").is_err());
         assert!(parse_bytes("quota", "1TiB").is_err());
+    }
+
+    #[test]
+    fn regression_zero_quota_zero_body_and_short_admin_token_are_accepted() {
+        let refused = |args: ServeArgs, file: &str, env: Option<&str>, name: &str| {
+            let file: FileConfig = toml::from_str(file).unwrap();
+            let err = Settings::resolve(&args, &file, env.map(str::to_owned)).unwrap_err();
+            assert!(format!("{err:#}").contains(name), "{name}: {err:#}");
+        };
+        let quota = |q: &str| ServeArgs {
+            quota: Some(q.into()),
+            ..Default::default()
+        };
+        let body = |b: &str| ServeArgs {
+            max_body: Some(b.into()),
+            ..Default::default()
+        };
+        refused(quota("0"), "", None, "quota must be at least 65536 bytes");
+        refused(quota("63KiB"), "", None, "quota");
+        refused(body("0"), "", None, "max_body must be at least 1024 bytes");
+        refused(
+            ServeArgs::default(),
+            "sql_max_body = \"0\"",
+            None,
+            "sql_max_body",
+        );
+        refused(ServeArgs::default(), "", Some("x"), "at least 16");
+        refused(
+            ServeArgs::default(),
+            "admin_token = \"short\"",
+            None,
+            "admin_token",
+        );
+        let ok = Settings::resolve(&quota("64KiB"), &FileConfig::default(), None).unwrap();
+        assert_eq!(ok.pool.quota_bytes, 64 << 10);
+        let ok = Settings::resolve(&body("1KiB"), &FileConfig::default(), None).unwrap();
+        assert_eq!(ok.http.max_body_bytes, 1024);
         assert_eq!(parse_bytes("quota", "3KB").unwrap(), 3000);
     }
 

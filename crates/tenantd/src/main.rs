@@ -2,6 +2,7 @@
 //!
 //! - `serve`: the server (see `serve.rs`; configuration in `config.rs`);
 //! - `tenant`, `hook`: admin API clients (`cli_admin.rs`);
+//! - `token`: tenant tokens, minted offline, revoked through the admin API (`token_cmd.rs`);
 //! - `capacity`: the capacity and cost model (the `capacity` crate);
 //! - `bench`: benchmark helpers (the `bench` crate).
 
@@ -42,7 +43,7 @@ enum Cmd {
     },
     /// The capacity and cost model: tenants per machine, cost per tenant, the seed's claims.
     Capacity(capacity::cli::CapacityCmd),
-    /// Per-tenant SQL tokens (JWT, Ed25519) for libSQL clients.
+    /// Per-tenant SQL tokens (JWT, Ed25519) for libSQL clients: create, revoke.
     Token {
         #[command(subcommand)]
         cmd: token_cmd::TokenCmd,

@@ -1,15 +1,21 @@
-//! `tenantd token …`: per-tenant SQL tokens for libSQL clients (JWT, Ed25519, sqld's claims).
-//! The key pair lives in `<data>/token.key` (mode 0600; public key in `token.key.pub`) unless
-//! `--key`/`TENANTD_TOKEN_KEY` names another file; `tenantd serve` uses the same file, and
-//! whichever runs first creates it.
+//! `tenantd token …`: per-tenant SQL tokens for libSQL clients (JWT, Ed25519, sqld's claims
+//! plus the tenant's token epoch).
+//!
+//! `create` is offline: it signs with the key pair in `<data>/token.key` (mode 0600; public key
+//! in `token.key.pub`) unless `--key`/`TENANTD_TOKEN_KEY` names another file, and reads the
+//! tenant's token epoch from its file (the tenant must exist). `tenantd serve` creates the key
+//! at first start; `create` refuses to make a new one unless `--init` says so, since a key the
+//! server does not use only mints tokens it refuses. `revoke` asks a running server (admin API)
+//! to give the tenant a new epoch, so every token issued before is refused.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use auth::{Access, Keys};
-use store::TenantId;
+use store::{layout, token_epoch, PoolConfig, StoreError, TenantId};
 
+use crate::cli_admin::Remote;
 use crate::config::{parse_duration, DEFAULT_DATA};
 
 /// File name of the token key pair inside the data directory.
@@ -34,12 +40,21 @@ pub fn load_keys(path: &Path) -> anyhow::Result<Keys> {
 pub enum TokenCmd {
     /// Print a token for one tenant (alone on the last line of stdout).
     Create(CreateArgs),
+    /// Revoke every token of a tenant on a running server (tokens of other tenants and the
+    /// node's key are untouched; mint new ones with `token create`).
+    Revoke {
+        /// The tenant whose tokens are revoked.
+        #[arg(long, value_name = "ID")]
+        tenant: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 /// Flags of `tenantd token create`.
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
-    /// The tenant the token is for.
+    /// The tenant the token is for (it must exist in the data directory).
     #[arg(long, value_name = "ID")]
     pub tenant: String,
     /// Allow reading only: every write fails inside SQLite.
@@ -48,12 +63,15 @@ pub struct CreateArgs {
     /// Expire after this long, e.g. 1h, 30d [default: never].
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
-    /// Data directory holding the key pair [default: ./data].
+    /// Data directory holding the tenants and the key pair [default: ./data].
     #[arg(long, env = "TENANTD_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Key file instead of DATA/token.key (as `tenantd serve --token-key`).
     #[arg(long, env = "TENANTD_TOKEN_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// Create the key pair if it does not exist yet (the server must then use the same file).
+    #[arg(long)]
+    pub init: bool,
 }
 
 /// Runs a `tenantd token` command.
@@ -64,13 +82,26 @@ pub fn run(cmd: TokenCmd) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        TokenCmd::Revoke { tenant, remote } => {
+            let tenant = parse_tenant(&tenant)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(crate::cli_admin::revoke_tokens(&remote, &tenant))?;
+            println!("revoked every token of {tenant}");
+            Ok(())
+        }
     }
 }
 
-/// The token `args` ask for. Errors: a bad tenant id or duration, an unusable key file.
+fn parse_tenant(raw: &str) -> anyhow::Result<TenantId> {
+    TenantId::parse(raw).with_context(|| format!("invalid tenant id {raw:?}"))
+}
+
+/// The token `args` ask for. Errors: a bad tenant id or duration; no data directory, no key
+/// (without `--init`) or no such tenant; an unusable key or tenant file.
 pub fn create(args: &CreateArgs) -> anyhow::Result<String> {
-    let tenant = TenantId::parse(&args.tenant)
-        .with_context(|| format!("invalid tenant id {:?}", args.tenant))?;
+    let tenant = parse_tenant(&args.tenant)?;
     let ttl: Option<Duration> = match args.ttl.as_deref() {
         Some(v) => {
             let d = parse_duration("ttl", v)?;
@@ -83,19 +114,39 @@ pub fn create(args: &CreateArgs) -> anyhow::Result<String> {
         None => None,
     };
     let data = args.data.clone().unwrap_or_else(|| DEFAULT_DATA.into());
-    let keys = load_keys(&key_path(&data, args.key.as_deref()))?;
-    if !store::layout::tenant_path(&data, &tenant).exists() {
-        eprintln!(
-            "note: tenant {tenant} does not exist in {} (yet); the token works once it does",
-            data.display()
+    if !data.join(layout::TENANTS_DIR).is_dir() {
+        bail!(
+            "{} is not a tenantd data directory (no {}/): pass --data DIR or set TENANTD_DATA",
+            data.display(),
+            layout::TENANTS_DIR
         );
     }
+    let key = key_path(&data, args.key.as_deref());
+    if !args.init && !key.exists() {
+        bail!(
+            "no token key at {}: `tenantd serve` creates it at first start; pass --key FILE for \
+             the server's key, or --init to create a new key pair here (the server must use it)",
+            key.display()
+        );
+    }
+    let keys = load_keys(&key)?;
+    let path = layout::tenant_path(&data, &tenant);
+    let epoch = match token_epoch::ensure_in_file(&path, &PoolConfig::new(&data)) {
+        Ok(epoch) => epoch,
+        Err(StoreError::NotFound) => bail!(
+            "tenant {tenant} does not exist in {}: create it first (`tenantd tenant create {tenant}`)",
+            data.display()
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read tenant file {}", path.display()))
+        }
+    };
     let access = if args.read_only {
         Access::ReadOnly
     } else {
         Access::ReadWrite
     };
-    Ok(keys.issue(tenant.as_str(), access, ttl))
+    Ok(keys.issue(tenant.as_str(), &epoch, access, ttl))
 }
 
 #[cfg(test)]
@@ -111,19 +162,39 @@ mod tests {
             ttl: None,
             data: Some(dir.to_owned()),
             key: None,
+            init: false,
         }
     }
 
-    #[test]
-    fn tokens_verify_with_the_key_in_the_data_dir() {
+    /// A data dir with tenant `acme` (created as the server creates tenants).
+    fn data_dir() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let rw = create(&args(dir.path(), "acme")).unwrap();
+        let path = layout::tenant_path(dir.path(), &TenantId::parse("acme").unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        store::connection::create_new(&path, store::events::init_schema).unwrap();
+        dir
+    }
+
+    fn epoch_of(dir: &Path) -> String {
+        let path = layout::tenant_path(dir, &TenantId::parse("acme").unwrap());
+        token_epoch::ensure_in_file(&path, &PoolConfig::new(dir)).unwrap()
+    }
+
+    #[test]
+    fn tokens_carry_the_tenant_epoch_and_verify_with_the_key() {
+        let dir = data_dir();
+        let rw = create(&CreateArgs {
+            init: true,
+            ..args(dir.path(), "acme")
+        })
+        .unwrap();
         let key = dir.path().join(TOKEN_KEY_FILE);
         let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let keys = load_keys(&key).unwrap();
         let claims = keys.authorize(&rw, "acme", SystemTime::now()).unwrap();
         assert_eq!((claims.access, claims.exp), (Access::ReadWrite, None));
+        assert_eq!(claims.epoch.as_deref(), Some(epoch_of(dir.path()).as_str()));
 
         let ro = create(&CreateArgs {
             read_only: true,
@@ -139,12 +210,35 @@ mod tests {
 
     #[test]
     fn bad_input_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = data_dir();
         assert!(create(&args(dir.path(), "Bad/Id")).is_err());
         let zero = CreateArgs {
             ttl: Some("0".into()),
+            init: true,
             ..args(dir.path(), "acme")
         };
         assert!(format!("{:#}", create(&zero).unwrap_err()).contains("ttl"));
+        let missing = CreateArgs {
+            init: true,
+            ..args(dir.path(), "globex")
+        };
+        let err = format!("{:#}", create(&missing).unwrap_err());
+        assert!(err.contains("globex does not exist"), "{err}");
+    }
+
+    #[test]
+    fn regression_token_create_outside_a_data_dir_makes_a_new_key_pair() {
+        let empty = tempfile::tempdir().unwrap();
+        let err = format!("{:#}", create(&args(empty.path(), "acme")).unwrap_err());
+        assert!(err.contains("not a tenantd data directory"), "{err}");
+        let dir = data_dir();
+        let err = format!("{:#}", create(&args(dir.path(), "acme")).unwrap_err());
+        assert!(
+            err.contains("no token key") && err.contains("--init"),
+            "{err}"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(empty.path()).unwrap().collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        assert!(!dir.path().join(TOKEN_KEY_FILE).exists(), "no key made");
     }
 }

@@ -182,3 +182,138 @@ fn migrate_reports_every_tenant_and_fails_on_a_broken_one() {
         "{out}"
     );
 }
+
+/// Kills the server when a test ends, also when it panics (a leaked server would keep the
+/// test's stderr open).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn regression_cli_builds_urls_from_raw_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (child, url) = common::spawn_serve(data, &[]);
+    let _server = KillOnDrop(child);
+    for id in ["victim", "victim2"] {
+        let (ok, _, err) = run(&["tenant", "create", id], data, &url);
+        assert!(ok, "{err}");
+    }
+    for args in [
+        &["tenant", "delete", "nonexistent/../victim"][..],
+        &["tenant", "delete", "victim2#typo"],
+        &["tenant", "create", "a?b"],
+        &["tenant", "show", "victim?x"],
+        &[
+            "hook", "set", "--tenant", "victim", "--source", "gh/../x", "--scheme", "none",
+        ],
+    ] {
+        let (ok, out, err) = run(args, data, &url);
+        assert!(!ok, "{args:?} was accepted: {out}");
+        assert!(
+            err.contains("invalid_tenant_id") || err.contains("invalid_source"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("is not a"),
+            "{args:?} says what is wrong: {err}"
+        );
+    }
+    let (ok, out, err) = run(&["tenant", "list"], data, &url);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["victim", "victim2"]);
+}
+
+#[test]
+fn regression_tenant_list_is_not_sorted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (child, url) = common::spawn_serve(data, &[]);
+    let _server = KillOnDrop(child);
+    let ids: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
+    for id in &ids {
+        assert!(run(&["tenant", "create", id], data, &url).0);
+    }
+    let (ok, out, err) = run(&["tenant", "list", "--page", "3"], data, &url);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ids, "sorted, every page");
+}
+
+/// `tenantd token …` with `args` over `data`: (success, last stdout line, stderr).
+fn token_cmd(args: &[&str], data: &std::path::Path) -> (bool, String, String) {
+    let out = tenantd()
+        .arg("token")
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    (
+        out.status.success(),
+        stdout.lines().last().unwrap_or_default().to_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn token_revoke_and_recreate_refuse_old_tokens_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (child, url) = common::spawn_serve(data, &[]);
+    let _server = KillOnDrop(child);
+    assert!(run(&["tenant", "create", "acme"], data, &url).0);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let select = |token: &str| {
+        let body = serde_json::json!({"requests": [
+            {"type": "execute", "stmt": {"sql": "SELECT 1"}}, {"type": "close"}
+        ]});
+        rt.block_on(async {
+            let r = reqwest::Client::new()
+                .post(format!("{url}/t/acme/v2/pipeline"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let v: serde_json::Value = r.json().await.unwrap();
+            (status, v["code"].as_str().unwrap_or_default().to_owned())
+        })
+    };
+    let (ok, old, err) = token_cmd(&["create", "--tenant", "acme"], data);
+    assert!(ok, "{err}");
+    assert_eq!(select(&old).0, 200);
+
+    let revoke = tenantd()
+        .args([
+            "token", "revoke", "--tenant", "acme", "--url", &url, "--data",
+        ])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(revoke.status.success(), "{:?}", revoke);
+    assert_eq!(select(&old), (401, "token_revoked".into()));
+    let (_, fresh, _) = token_cmd(&["create", "--tenant", "acme"], data);
+    assert_eq!(select(&fresh).0, 200);
+
+    // Delete + re-create: the new tenant does not honour the old tenant's tokens.
+    assert!(run(&["tenant", "delete", "acme"], data, &url).0);
+    assert!(run(&["tenant", "create", "acme"], data, &url).0);
+    assert_eq!(select(&fresh), (401, "token_revoked".into()));
+
+    // A missing tenant, and a directory that is not a data dir, are errors (no key made).
+    let (ok, _, err) = token_cmd(&["create", "--tenant", "ghost"], data);
+    assert!(!ok && err.contains("ghost does not exist"), "{err}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (ok, _, err) = token_cmd(&["create", "--tenant", "acme"], elsewhere.path());
+    assert!(!ok && err.contains("not a tenantd data directory"), "{err}");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    let (ok, _, err) = token_cmd(&["revoke", "--tenant", "a/b"], data);
+    assert!(!ok && err.contains("invalid tenant id"), "{err}");
+}

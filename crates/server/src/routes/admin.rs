@@ -86,32 +86,25 @@ pub async fn list(
     ))
 }
 
-/// `GET /admin/tenants/{id}`: size on disk, event count, last write, open or not, sources, and
-/// the webhook policy (`"policy": {"webhooks": ...}`).
+/// `GET /admin/tenants/{id}`: size on disk, event count, last write, open or not, sources,
+/// the webhook policy, schema version and the last migration error. Read outside the pool:
+/// showing a tenant does not open it, migrate it, or count it as open.
 pub async fn show(
     State(st): State<AppState>,
     _: Admin,
     Tenant(id): Tenant,
 ) -> Result<Json<Value>, ApiError> {
-    let (count, last, hooks, webhook_policy) = st
-        .pool
-        .read(&id, |conn| {
-            let (count, last) = events::event_stats(conn)?;
-            let policy = policy::webhook_policy(conn)?;
-            Ok((count, last, events::list_hooks(conn)?, policy))
-        })
-        .await?;
-    // An unreadable stored policy is shown as what it is (ingest refuses every delivery).
-    let webhook_policy = match webhook_policy {
-        Ok(p) => p.as_str().to_owned(),
-        Err(e) => format!("unreadable ({e})"),
-    };
     let path = st.pool.path_of(&id);
+    let (file, cfg) = (path.clone(), st.pool.config().clone());
+    let summary = tokio::task::spawn_blocking(move || store::inspect::inspect(&file, &cfg))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
     let mut size = 0;
     for p in std::iter::once(path.clone()).chain(layout::companion_paths(&path)) {
         size += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     }
-    let hooks: Vec<Value> = hooks
+    let hooks: Vec<Value> = summary
+        .hooks
         .into_iter()
         .map(|(source, scheme)| json!({"source": source, "scheme": scheme}))
         .collect();
@@ -119,10 +112,12 @@ pub async fn show(
         "id": id.as_str(),
         "open": st.pool.is_open(&id),
         "size_bytes": size,
-        "events": count,
-        "last_event_at_ms": last,
+        "events": summary.events,
+        "last_event_at_ms": summary.last_event_at_ms,
         "hooks": hooks,
-        "policy": {"webhooks": webhook_policy},
+        "policy": {"webhooks": summary.webhook_policy},
+        "schema_version": summary.schema_version,
+        "migration_error": summary.migration_error,
     })))
 }
 

@@ -1,4 +1,7 @@
-//! `GET /t/{tenant}/events?after=ID&limit=N&source=S`: read stored events in id order.
+//! `GET /t/{tenant}/events?after=ID&limit=N&source=S`: read stored events in id order, with
+//! the admin token or the tenant's own token (read-only tokens included; same epoch check as
+//! the SQL API). A page is cut by count (`limit`) and by the size of its bodies
+//! ([`MAX_PAGE_BODY_BYTES`]), so one response stays bounded.
 
 use axum::extract::{Query, State};
 use axum::Json;
@@ -8,8 +11,12 @@ use store::events;
 use store::SourceName;
 
 use crate::error::ApiError;
-use crate::extract::{Admin, Tenant};
+use crate::sql::{SqlError, SqlTenant};
 use crate::state::{AppState, MAX_EVENTS_PAGE};
+
+/// Bodies per page, bytes: past it the page ends early with `more: true` (it always holds at
+/// least one event). Without it, `limit=1000` of 1 MiB bodies would be a ~1 GiB response.
+pub const MAX_PAGE_BODY_BYTES: usize = 8 << 20;
 
 /// Query parameters of the events API.
 #[derive(Debug, Deserialize)]
@@ -23,21 +30,20 @@ pub struct EventsQuery {
 }
 
 /// Answers `{"events": [...], "next_after": ID, "more": bool}`. `next_after` is the cursor to
-/// pass as `after` for the next page (or to poll for new events); `more` says the page was full.
-/// A body that is valid UTF-8 is returned as `body`, any other as `body_base64`.
+/// pass as `after` for the next page (or to poll for new events); `more` says the page was full
+/// (by count, or by [`MAX_PAGE_BODY_BYTES`]). A body that is valid UTF-8 is returned as `body`,
+/// any other as `body_base64`. Errors: token (401/403), bad query (400), the pool's.
 pub async fn list(
     State(st): State<AppState>,
-    _: Admin,
-    Tenant(tenant): Tenant,
+    tenant: SqlTenant,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<serde_json::Value>, SqlError> {
+    let tenant = tenant.id;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let after = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_EVENTS_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1..={MAX_EVENTS_PAGE}"
-        )));
+        return Err(ApiError::BadRequest(format!("limit must be 1..={MAX_EVENTS_PAGE}")).into());
     }
     let source = match q.source.as_deref() {
         Some(s) => Some(SourceName::parse(s).map_err(ApiError::InvalidSource)?),
@@ -46,17 +52,18 @@ pub async fn list(
     let page = st
         .pool
         .read(&tenant, move |conn| {
-            Ok(events::list_events(
+            Ok(events::list_page(
                 conn,
                 after,
                 limit,
                 source.as_ref().map(|s| s.as_str()),
+                MAX_PAGE_BODY_BYTES,
             )?)
         })
         .await?;
-    let next_after = page.last().map_or(after, |e| e.id);
-    let more = page.len() == limit as usize;
-    let events: Vec<serde_json::Value> = page.into_iter().map(event_json).collect();
+    let next_after = page.events.last().map_or(after, |e| e.id);
+    let more = page.cut_by_bytes || page.events.len() == limit as usize;
+    let events: Vec<serde_json::Value> = page.events.into_iter().map(event_json).collect();
     Ok(Json(
         serde_json::json!({"events": events, "next_after": next_after, "more": more}),
     ))

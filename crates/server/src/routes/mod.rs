@@ -4,3 +4,4 @@ pub mod admin;
 pub mod events;
 pub mod hooks;
 pub mod ops;
+pub mod tokens;

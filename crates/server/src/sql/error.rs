@@ -23,7 +23,8 @@ pub enum SqlError {
     /// No `Authorization: Bearer` header.
     #[error("missing bearer token: send `Authorization: Bearer <token>` (a tenant token from `tenantd token create`, or the admin token)")]
     MissingToken,
-    /// The token is malformed, badly signed, expired or not yet valid.
+    /// The token is malformed, badly signed, expired, not yet valid, without an epoch
+    /// (`token_unbound`), or revoked (`token_revoked`).
     #[error("invalid token: {0}")]
     InvalidToken(auth::AuthError),
     /// A valid token for another tenant.
@@ -73,7 +74,7 @@ impl SqlError {
                 own(code, status)
             }
             SqlError::MissingToken => own("unauthorized", StatusCode::UNAUTHORIZED),
-            SqlError::InvalidToken(_) => own("invalid_token", StatusCode::UNAUTHORIZED),
+            SqlError::InvalidToken(e) => own(e.code(), StatusCode::UNAUTHORIZED),
             SqlError::WrongTenant => own("forbidden", StatusCode::FORBIDDEN),
             SqlError::NoTenant => own("no_tenant", StatusCode::BAD_REQUEST),
             SqlError::ConflictingTenant { .. } => {

@@ -4,12 +4,18 @@
 //! The tenant comes from the `{tenant}` path segment (`/t/{tenant}/v2/pipeline`), else from
 //! sqld's `x-namespace` header, else from the first label of `Host` under the configured base
 //! domain (`acme.db.example.com` → `acme`). The bearer token is then checked: the admin token
-//! grants every tenant read-write; a tenant token (JWT) must verify and name this tenant. Both
-//! checks are pure CPU, so a token for tenant A is refused before tenant B's file is looked up.
+//! grants every tenant read-write; a tenant token (JWT) must verify, name this tenant and carry
+//! a token epoch. These checks are pure CPU, so a token for tenant A is refused before tenant
+//! B's file is looked up. Last, a tenant token's epoch is compared with the one in the tenant
+//! file (a read on a reader connection; a file that predates epochs gets one): a tenant
+//! deleted and created again, or whose tokens were revoked, has a new epoch, and older tokens
+//! are refused with `token_revoked`. The events API uses the same extractor.
 
 use std::time::SystemTime;
 
-use auth::{Access, AuthError};
+use std::time::Duration;
+
+use auth::{Access, AuthError, Claims};
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -18,7 +24,7 @@ use subtle::ConstantTimeEq;
 use super::error::SqlError;
 use crate::error::ApiError;
 use crate::state::AppState;
-use store::TenantId;
+use store::{token_epoch, TenantId};
 
 /// sqld's header naming the namespace (tenant) of a request.
 pub const NAMESPACE_HEADER: &str = "x-namespace";
@@ -57,7 +63,13 @@ impl FromRequestParts<AppState> for SqlTenant {
             st.sql.config.base_domain.as_deref(),
         )?;
         let token = bearer(&parts.headers).ok_or(SqlError::MissingToken)?;
-        let access = authorize(st, token, &id)?;
+        let access = match authorize(st, token, &id)? {
+            Granted::Admin => Access::ReadWrite,
+            Granted::Token(claims) => {
+                check_epoch(st, &id, &claims).await?;
+                claims.access
+            }
+        };
         Ok(SqlTenant { id, access })
     }
 }
@@ -128,22 +140,71 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The access `token` grants on `tenant`: the admin token is read-write everywhere; otherwise
-/// a tenant JWT. Errors: invalid token (401) or a token for another tenant (403).
-pub fn authorize(st: &AppState, token: &str, tenant: &TenantId) -> Result<Access, SqlError> {
+/// What a bearer token is, once its signature and tenant are checked.
+#[derive(Debug)]
+pub enum Granted {
+    /// The admin token: read-write on every tenant, no epoch.
+    Admin,
+    /// A tenant token for this tenant; its epoch is still to be checked ([`check_epoch`]).
+    Token(Claims),
+}
+
+/// What `token` is on `tenant`: the admin token, or a tenant JWT for this tenant with an epoch.
+/// Pure CPU. Errors: invalid or unbound token (401), a token for another tenant (403).
+pub fn authorize(st: &AppState, token: &str, tenant: &TenantId) -> Result<Granted, SqlError> {
     let admin = st.admin_token.as_bytes();
     if token.len() == admin.len() && bool::from(token.as_bytes().ct_eq(admin)) {
-        return Ok(Access::ReadWrite);
+        return Ok(Granted::Admin);
     }
     match st
         .sql
         .keys
         .authorize(token, tenant.as_str(), SystemTime::now())
     {
-        Ok(claims) => Ok(claims.access),
+        Ok(claims) => Ok(Granted::Token(claims)),
         Err(AuthError::WrongTenant) => Err(SqlError::WrongTenant),
         Err(e) => Err(SqlError::InvalidToken(e)),
     }
+}
+
+/// Checks `claims` against the tenant file's current token epoch (read on a reader; a file
+/// that predates epochs gets one on the writer first). Errors: `token_revoked` (401), and the
+/// pool's (unknown tenant 404, overload 429/503, migration 503).
+pub async fn check_epoch(
+    st: &AppState,
+    tenant: &TenantId,
+    claims: &Claims,
+) -> Result<(), SqlError> {
+    let current = current_epoch(st, tenant).await?;
+    claims.check_epoch(&current).map_err(SqlError::InvalidToken)
+}
+
+/// The tenant's token epoch, written first if the file has none. Errors: the pool's.
+pub async fn current_epoch(st: &AppState, tenant: &TenantId) -> Result<String, SqlError> {
+    let stored = st
+        .pool
+        .read(tenant, |conn| Ok(token_epoch::read(conn)?))
+        .await?;
+    Ok(match stored {
+        Some(epoch) => epoch,
+        None => {
+            st.pool
+                .write(tenant, |conn| Ok(token_epoch::ensure(conn)?))
+                .await?
+        }
+    })
+}
+
+/// A token for `tenant` at its current epoch (embedding and tests; operators use `tenantd
+/// token create`). Errors: the pool's, e.g. an unknown tenant (404).
+pub async fn issue(
+    st: &AppState,
+    tenant: &TenantId,
+    access: Access,
+    ttl: Option<Duration>,
+) -> Result<String, SqlError> {
+    let epoch = current_epoch(st, tenant).await?;
+    Ok(st.sql.keys.issue(tenant.as_str(), &epoch, access, ttl))
 }
 
 #[cfg(test)]

@@ -10,5 +10,6 @@ mod limits;
 mod raw;
 mod signatures;
 mod sql;
+mod tokens;
 mod util;
 mod webhook_policy;

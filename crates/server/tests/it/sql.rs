@@ -41,7 +41,7 @@ impl Sql {
     }
 
     fn token(&self, tenant: &str, access: Access) -> String {
-        self.state.sql.keys.issue(tenant, access, None)
+        crate::tokens::mint(&self.state, tenant, access)
     }
 
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
@@ -411,6 +411,7 @@ async fn tokens_are_checked_before_any_file_is_opened() {
     assert_eq!((status, v["code"].as_str()), (401, Some("unauthorized")));
     let expired = srv.state.sql.keys.issue_at(
         "acme",
+        "any-epoch",
         Access::ReadWrite,
         Some(Duration::from_secs(60)),
         std::time::SystemTime::now() - Duration::from_secs(3600),

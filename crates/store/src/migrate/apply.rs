@@ -6,7 +6,8 @@ use rusqlite::{Connection, OptionalExtension};
 use super::set::MigrationSet;
 
 const VERSION_KEY: &str = "schema_version";
-const ERROR_KEY: &str = "migration_error";
+/// The `_tenantd_meta` key a failed migration is recorded under (cleared by a success).
+pub(crate) const ERROR_KEY: &str = "migration_error";
 /// The reserved table recording each applied migration's name and checksum.
 pub const RECORDS_TABLE: &str = "_tenantd_migrations";
 

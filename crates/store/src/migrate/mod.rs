@@ -25,6 +25,7 @@ mod apply;
 mod fleet;
 mod set;
 
+pub(crate) use apply::ERROR_KEY;
 pub use apply::{applied_records, apply, schema_version, Mismatch, Outcome, RECORDS_TABLE};
 pub use fleet::{run_fleet, FleetOptions, FleetSummary};
 pub use set::{Migration, MigrationSet, MigrationSetError};
