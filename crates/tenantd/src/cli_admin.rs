@@ -41,7 +41,7 @@ pub struct Remote {
 pub enum TenantCmd {
     /// Create a tenant (an empty database file).
     Create {
-        /// Tenant id: 1-63 of a-z 0-9 _ -, starting with a letter or digit.
+        /// Tenant id: 1-63 of a-z 0-9 _ -, starting and ending with a letter or digit.
         id: String,
     },
     /// Delete a tenant and its file.
@@ -55,10 +55,21 @@ pub enum TenantCmd {
         #[arg(long, default_value_t = 1000)]
         page: usize,
     },
-    /// Show a tenant: size, events, last write, open or not, configured sources.
+    /// Show a tenant: size, events, last write, open or not, configured sources, webhook
+    /// policy, schema version, last migration error.
     Show {
         /// Tenant id.
         id: String,
+    },
+    /// Set which webhook deliveries a tenant accepts: `open` (any source; configured sources
+    /// are verified), `configured` (only configured sources), `signed` (only configured
+    /// sources whose scheme checks a signature).
+    Policy {
+        /// Tenant id.
+        id: String,
+        /// open, configured or signed.
+        #[arg(long, value_parser = ["open", "configured", "signed"])]
+        webhooks: String,
     },
 }
 
@@ -79,6 +90,16 @@ pub enum HookCmd {
         /// Shared secret (Standard Webhooks: whsec_...). Prefer TENANTD_HOOK_SECRET.
         #[arg(long, env = "TENANTD_HOOK_SECRET", hide_env_values = true)]
         secret: Option<String>,
+    },
+    /// Remove a source's settings (the source becomes unknown: the tenant's webhook policy
+    /// then decides whether its deliveries are accepted).
+    Delete {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Source name.
+        #[arg(long)]
+        source: String,
     },
 }
 
@@ -232,22 +253,26 @@ pub async fn run_tenant(remote: &Remote, cmd: TenantCmd) -> anyhow::Result<()> {
                 .await?;
             println!("{}", serde_json::to_string_pretty(&v.unwrap_or_default())?);
         }
+        TenantCmd::Policy { id, webhooks } => {
+            let id = one(&id)?;
+            let c = Client::new(remote)?;
+            let body = serde_json::json!({ "webhooks": webhooks });
+            let segments = ["admin", "tenants", id.as_str(), "policy"];
+            let v = c.call(Method::PUT, &segments, &[], Some(body)).await?;
+            println!("{}", serde_json::to_string(&v.unwrap_or_default())?);
+        }
     }
     Ok(())
 }
 
 /// Runs a `tenantd hook` command.
 pub async fn run_hook(remote: &Remote, cmd: HookCmd) -> anyhow::Result<()> {
-    let HookCmd::Set {
-        tenant,
-        source,
-        scheme,
-        secret,
-    } = cmd;
-    let tenant = tenant_arg(&tenant)?;
-    let source = source_arg(&source)?;
+    let (tenant, source) = match &cmd {
+        HookCmd::Set { tenant, source, .. } | HookCmd::Delete { tenant, source } => {
+            (tenant_arg(tenant)?, source_arg(source)?)
+        }
+    };
     let c = Client::new(remote)?;
-    let body = serde_json::json!({"scheme": scheme, "secret": secret});
     let segments = [
         "admin",
         "tenants",
@@ -255,10 +280,20 @@ pub async fn run_hook(remote: &Remote, cmd: HookCmd) -> anyhow::Result<()> {
         "hooks",
         source.as_str(),
     ];
-    let v = c
-        .call(reqwest::Method::PUT, &segments, &[], Some(body))
-        .await?;
-    println!("{}", serde_json::to_string(&v.unwrap_or_default())?);
+    match cmd {
+        HookCmd::Set { scheme, secret, .. } => {
+            let body = serde_json::json!({"scheme": scheme, "secret": secret});
+            let v = c
+                .call(reqwest::Method::PUT, &segments, &[], Some(body))
+                .await?;
+            println!("{}", serde_json::to_string(&v.unwrap_or_default())?);
+        }
+        HookCmd::Delete { .. } => {
+            c.call(reqwest::Method::DELETE, &segments, &[], None)
+                .await?;
+            println!("deleted hook {source} of {tenant}");
+        }
+    }
     Ok(())
 }
 

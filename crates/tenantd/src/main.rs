@@ -50,7 +50,7 @@ enum Cmd {
     },
     /// Apply numbered SQL migrations to every tenant.
     Migrate(migrate_cmd::MigrateArgs),
-    /// Benchmark helpers: provision tenant files, measure the server on this machine.
+    /// Benchmark helpers: provision tenant files for the load scripts in bench/.
     Bench(bench::cli::BenchCmd),
 }
 

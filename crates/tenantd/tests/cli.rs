@@ -1,4 +1,4 @@
-//! The CLI against the real binary: `tenantd tenant …` and `tenantd hook set` drive a running
+//! The CLI against the real binary: `tenantd tenant …` and `tenantd hook …` drive a running
 //! server through the admin API; bad flags and config give clear errors.
 
 mod common;
@@ -59,6 +59,36 @@ fn tenant_and_hook_commands_drive_a_running_server() {
     assert!(ok);
     let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown["hooks"][0]["scheme"], "github");
+    assert_eq!(shown["policy"]["webhooks"], "open");
+    let (ok, out, err) = run(
+        &["tenant", "policy", "acme", "--webhooks", "signed"],
+        data,
+        &url,
+    );
+    assert!(ok && out.contains("signed"), "{out}{err}");
+    let (ok, _, err) = run(
+        &["tenant", "policy", "acme", "--webhooks", "maybe"],
+        data,
+        &url,
+    );
+    assert!(!ok && err.contains("maybe"), "{err}");
+    let (ok, out, err) = run(
+        &["hook", "delete", "--tenant", "acme", "--source", "gh"],
+        data,
+        &url,
+    );
+    assert!(ok && out.contains("deleted hook gh"), "{out}{err}");
+    let (ok, _, err) = run(
+        &["hook", "delete", "--tenant", "acme", "--source", "gh"],
+        data,
+        &url,
+    );
+    assert!(!ok && err.contains("hook_not_found"), "{err}");
+    let (ok, out, _) = run(&["tenant", "show", "acme"], data, &url);
+    assert!(ok);
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["policy"]["webhooks"], "signed");
+    assert_eq!(shown["hooks"], serde_json::json!([]));
     let (ok, out, _) = run(&["tenant", "delete", "beta"], data, &url);
     assert!(ok, "{out}");
     let (ok, _, err) = run(&["tenant", "show", "beta"], data, &url);
