@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tenantd vs the seed peers: webhook ingest under wrk, side by side, in one run on one machine.
+# tenantd vs the seed design (bench/baseline): webhook ingest under wrk, side by side, in one run on one machine.
 #
 #   sudo bench/run.sh                         # the full matrix (~15-20 min), results committed
 #   DURATION=3s ZIPF_T=200 UNIFORM_T=2000 RSS_TENANTS=2000 IDLE_S=3 IDLE_TTL=1s bench/run.sh   # smoke
@@ -16,16 +16,14 @@
 # files on disk vs none. Raw outputs go to OUT (default bench/results/<timestamp>/).
 #
 # Needs: root (tmpfs mount), wrk, curl, python3, taskset; the tenantd release binary
-# (TENANTD, default target-bench/release/tenantd) and bun (BUN) installed as in
-# /work/shared/peers/README.md, into a copy of seed-bun outside the repository.
+# (TENANTD, default target-bench/release/tenantd); npm (bench/lib/baseline.sh installs Bun for
+# the baseline server, bench/baseline/server.ts, on first use).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HERE=$ROOT/bench
 
 TENANTD=${TENANTD:-$ROOT/target-bench/release/tenantd}
-BUN=${BUN:-/tmp/bench-peers/seed-bun/node_modules/.bin/bun}
-BUN_SERVER=${BUN_SERVER:-/tmp/bench-peers/seed-bun/server.ts}
-NODE_SERVER=${NODE_SERVER:-/tmp/bench-peers/seed-node/server.mjs}
+source "$ROOT/bench/lib/baseline.sh"
 SERVERS=${SERVERS:-"bun tenantd-fsync tenantd-crash"}
 STORAGES=${STORAGES:-"disk tmpfs"}
 ZIPF_T=${ZIPF_T:-10000}; UNIFORM_T=${UNIFORM_T:-100000}; ZIPF_S=${ZIPF_S:-1.1}
@@ -108,8 +106,6 @@ start_server() {
   local name=$1 data=$2 logf=$3 ready
   case $name in
     bun) DATA_DIR=$data PORT=$PORT taskset -c "$SERVER_CPU" "$BUN" "$BUN_SERVER" >"$logf" 2>&1 &
-         ready=/t/readycheck/events ;;
-    node) DATA_DIR=$data PORT=$PORT taskset -c "$SERVER_CPU" node "$NODE_SERVER" >"$logf" 2>&1 &
          ready=/t/readycheck/events ;;
     tenantd-fsync|tenantd-crash)
          TENANTD_ADMIN_TOKEN=$TOKEN taskset -c "$SERVER_CPU" "$TENANTD" serve --listen "127.0.0.1:$PORT" \

@@ -20,8 +20,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HERE=$ROOT/bench
 TENANTD=${TENANTD:-$ROOT/target/release/tenantd}
-BUN=${BUN:-/tmp/bench-peers/seed-bun/node_modules/.bin/bun}
-BUN_SERVER=${BUN_SERVER:-/tmp/bench-peers/seed-bun/server.ts}
+source "$ROOT/bench/lib/baseline.sh"
 TENANTS=${TENANTS:-"1000 10000"}
 SERVERS=${SERVERS:-"tenantd-fsync tenantd-crash bun"}
 DURATION=${DURATION:-20s}; CONNS=${CONNS:-64}; IDLE_TTL=${IDLE_TTL:-10s}; IDLE_S=${IDLE_S:-12}

@@ -9,8 +9,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HERE=$ROOT/bench
 OUT=${1:?usage: syscalls.sh OUTDIR}
 TENANTD=${TENANTD:-$ROOT/target-bench/release/tenantd}
-BUN=${BUN:-/tmp/bench-peers/seed-bun/node_modules/.bin/bun}
-BUN_SERVER=${BUN_SERVER:-/tmp/bench-peers/seed-bun/server.ts}
+source "$ROOT/bench/lib/baseline.sh"
 SERVERS=${SERVERS:-"bun tenantd-fsync tenantd-crash"}
 WORKLOADS=${WORKLOADS:-"zipf:10000 uniform:100000"}
 DURATION=${DURATION:-5s}; CONNS=${CONNS:-8}; PORT=${PORT:-3951}; IDLE_TTL=${IDLE_TTL:-10s}

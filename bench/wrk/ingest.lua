@@ -6,7 +6,7 @@
 --     DIST    zipf | uniform (default zipf)
 --     S       Zipf exponent (default 1.1)
 --     PATH    path template, "{tenant}" is replaced (default /t/{tenant}/hooks/bench;
---             the seed peers take /t/{tenant}/webhook)
+--             the baseline (bench/baseline) takes /t/{tenant}/webhook)
 --     PREFIX  tenant name prefix (default tenant); WIDTH digits (default 5): tenant00042
 -- Every argument can also come from the environment: T, DIST, ZIPF_S, PATH_TEMPLATE, PREFIX, WIDTH.
 -- The names match `tenantd bench provision --prefix PREFIX --width WIDTH`.

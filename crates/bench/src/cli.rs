@@ -43,7 +43,7 @@ pub struct ProvisionArgs {
     /// Digits after the prefix (the wrk script formats `%05d`).
     #[arg(long, default_value_t = DEFAULT_WIDTH)]
     pub width: u32,
-    /// `tenantd`: tenantd's layout and schema; `flat`: `<data>/<tenant>.db` for the seed peers.
+    /// `tenantd`: tenantd's layout and schema; `flat`: `<data>/<tenant>.db` for the baseline server (bench/baseline).
     #[arg(long, value_enum, default_value_t = Layout::Tenantd)]
     pub layout: Layout,
     /// Writer threads (default: available CPUs).

@@ -1,7 +1,7 @@
 //! Benchmark support for tenantd.
 //!
 //! - [`names`]: the benchmark's tenant names (`tenant00000`, …), shared with the wrk script;
-//! - [`template`]: one template tenant file per layout (tenantd's schema, or the seed peers'
+//! - [`template`]: one template tenant file per layout (tenantd's schema, or the baseline's
 //!   plain WAL file);
 //! - [`provision`]: copies the template to every tenant's path, fast, for load runs;
 //! - [`cli`]: `tenantd bench …`.

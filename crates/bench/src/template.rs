@@ -3,7 +3,7 @@
 //! - [`Layout::Tenantd`]: a file made exactly the way `TenantPool::create` makes one
 //!   (`store::connection::create_new` + `store::events::init_schema`), so tenantd serves it as
 //!   a tenant created through the admin API;
-//! - [`Layout::Flat`]: what the seed peers (`/work/shared/peers`) create on first write: a
+//! - [`Layout::Flat`]: what the seed design's baseline server (`bench/baseline/server.ts`) creates on first write: a
 //!   WAL-mode file with their `events` table, at `<data>/<tenant>.db`.
 //!
 //! Both are closed cleanly, so a template is a single `.db` file with no `-wal`/`-shm`.
@@ -17,11 +17,11 @@ use store::TenantId;
 pub enum Layout {
     /// tenantd's layout and schema: `store::layout::tenant_path`, `_tenantd_*` tables.
     Tenantd,
-    /// The seed peers' layout and schema: `<data>/<tenant>.db` with an `events` table.
+    /// The baseline's layout and schema: `<data>/<tenant>.db` with an `events` table.
     Flat,
 }
 
-/// The seed peers' table, as their servers create it on first write.
+/// The baseline server's table, as it creates it on first write.
 pub const FLAT_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, received_at INTEGER, body TEXT)";
 

@@ -1,5 +1,5 @@
 //! Golden tests: the built-in seed profiles reproduce the seed's own figures
-//! (shared/seed/hosting-cost-capacity.md), and `check-seed` gives the verdicts documented in
+//! (docs/SEED.md), and `check-seed` gives the verdicts documented in
 //! docs/CAPACITY.md.
 
 use capacity::builtin;

@@ -1,0 +1,13 @@
+# Sourced by the bench scripts: the baseline server (bench/baseline/server.ts, the seed design:
+# open, write and close the tenant's file on every request) and the Bun runtime that runs it,
+# installed from bench/baseline/package-lock.json with `npm ci` on first use.
+# Sets BUN and BUN_SERVER unless the caller set them.
+BASELINE_DIR=${BASELINE_DIR:-$ROOT/bench/baseline}
+BUN_SERVER=${BUN_SERVER:-$BASELINE_DIR/server.ts}
+if [[ -z ${BUN:-} ]]; then
+  BUN=$BASELINE_DIR/node_modules/.bin/bun
+  if [[ ! -x $BUN ]]; then
+    (cd "$BASELINE_DIR" && npm ci --no-audit --no-fund >/dev/null) ||
+      { echo "cannot install Bun for the baseline (cd bench/baseline && npm ci)" >&2; exit 1; }
+  fi
+fi
