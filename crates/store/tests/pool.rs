@@ -38,6 +38,15 @@ async fn count(pool: &TenantPool, id: &TenantId) -> i64 {
         .unwrap()
 }
 
+/// Waits (polling) until `cond` holds; panics naming `what` after 10 s instead of hanging.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 fn files_of(pool: &TenantPool, id: &TenantId) -> Vec<String> {
     let db = pool.path_of(id);
     let dir = db.parent().unwrap();
@@ -180,9 +189,7 @@ async fn full_write_queue_is_refused() {
         tokio::spawn(async move { insert(&pool, &id, b"x").await })
     };
     // Let the spawned write reach the queue.
-    while pool.queued_writes(&id) == 0 {
-        tokio::task::yield_now().await;
-    }
+    until("the write to queue", || pool.queued_writes(&id) > 0).await;
     assert!(matches!(
         insert(&pool, &id, b"y").await,
         Err(StoreError::QueueFull)
@@ -652,9 +659,7 @@ async fn regression_cancelled_queued_write_leaks_its_queue_place() {
         let (pool, id) = (pool.clone(), id.clone());
         tokio::spawn(async move { insert(&pool, &id, b"x").await })
     };
-    while pool.queued_writes(&id) == 0 {
-        tokio::task::yield_now().await;
-    }
+    until("the write to queue", || pool.queued_writes(&id) > 0).await;
     // The client goes away while its write waits for the writer.
     waiting.abort();
     assert!(waiting.await.unwrap_err().is_cancelled());
