@@ -36,9 +36,10 @@ async fn full_tenant_write_queue_is_429_with_retry_after() {
                 .unwrap()
         })
     };
-    while srv.state.pool.queued_writes(&id) == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    crate::raw::until("the write to queue", || {
+        srv.state.pool.queued_writes(&id) > 0
+    })
+    .await;
     let r = srv.post_hook("a", "s", "x").await;
     assert_eq!(r.headers()["retry-after"], "1");
     assert_eq!(error_code(r).await, (429, "tenant_overloaded".into()));
@@ -63,9 +64,7 @@ async fn too_many_requests_in_flight_is_503_with_retry_after() {
                 .unwrap()
         })
     };
-    while srv.state.metrics.in_flight() == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    crate::raw::until("a request in flight", || srv.state.metrics.in_flight() > 0).await;
     let r = srv.post_hook("a", "s", "2").await;
     assert_eq!(r.headers()["retry-after"], "1");
     assert_eq!(error_code(r).await, (503, "overloaded".into()));
