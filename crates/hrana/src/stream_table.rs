@@ -84,6 +84,14 @@ impl<T> StreamTable<T> {
         self.len() == 0
     }
 
+    /// Streams taken by a request right now.
+    pub fn in_use(&self) -> usize {
+        self.slots
+            .values()
+            .filter(|s| matches!(s, Slot::InUse { .. }))
+            .count()
+    }
+
     /// Adds a new idle stream; returns its `(stream id, seq)` for the first baton. Never fails.
     pub fn insert(&mut self, value: T, now: Instant) -> (u64, u64) {
         let id = loop {

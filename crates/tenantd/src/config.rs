@@ -70,7 +70,8 @@ pub struct ServeArgs {
     /// node, e.g. http://node1:8080 [default: none].
     #[arg(long, env = "TENANTD_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
-    /// Time one tenant SQL statement may run before it is interrupted, e.g. 5s [default: 5s].
+    /// Time the SQL of one request (all its statements) may run before it is interrupted, e.g.
+    /// 5s [default: 5s].
     #[arg(long, env = "TENANTD_SQL_TIME_BUDGET", value_name = "DURATION")]
     pub sql_time_budget: Option<String>,
     /// Private key file signing and verifying tenant tokens (created 0600 if missing, public

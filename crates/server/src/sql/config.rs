@@ -20,7 +20,7 @@ pub struct SqlConfig {
     /// This node's public URL (e.g. `http://node1:8080`); when set, responses carry
     /// `base_url = {public_url}/t/{tenant}/` so clients keep a stream on this node.
     pub public_url: Option<String>,
-    /// The tenant SQL guard: time budget per statement and reduced SQLite limits.
+    /// The tenant SQL guard: time budget per request and reduced SQLite limits.
     pub guard: GuardConfig,
     /// Per-stream settings: the result-size cap of one request.
     pub stream: StreamConfig,

@@ -8,6 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::Json;
 use hrana::exec::legacy;
+use hrana::guard::Cancel;
 use hrana::proto::legacy::V1ExecuteResp;
 use hrana::proto::legacy::{LegacyQueryResult, QueryBody, V1BatchReq, V1BatchResp, V1ExecuteReq};
 use rusqlite::Connection;
@@ -66,18 +67,22 @@ pub async fn query(
     .map(Json)
 }
 
-/// Runs `f` on the tenant's writer inside the guard. The legacy executors always leave the
-/// connection outside a transaction, so a cancelled request cannot leave one open.
+/// Runs `f` on the tenant's writer inside the guard (one time budget for the whole request).
+/// The legacy executors always leave the connection outside a transaction, so a cancelled
+/// request cannot leave one open; dropping this future (the client disconnected) interrupts `f`.
 async fn run<R: Send + 'static>(
     st: &AppState,
     tenant: &SqlTenant,
     f: impl FnOnce(&Connection) -> Result<R, SqlError> + Send + 'static,
 ) -> Result<R, SqlError> {
+    let cancel = Cancel::new();
+    let on_drop = cancel.on_drop();
     let writer = writer_for(st, tenant, None).await?;
     let cfg = st.sql.config.guard.clone();
     let read_only = tenant.read_only();
     let (_writer, result) = writer
-        .run(move |conn| with_guard(conn, &cfg, read_only, f))
+        .run(move |conn| with_guard(conn, &cfg, read_only, cancel, f))
         .await?;
+    on_drop.disarm();
     result
 }

@@ -6,7 +6,9 @@
 //! forgotten (a protocol error: its transaction is rolled back first), or kept for the next
 //! baton — keeping the writer only while a transaction is open. The work after the stream is
 //! taken runs in its own task, so a client that disconnects mid-request cannot leave a stream
-//! half-returned or a transaction open on a released writer.
+//! half-returned or a transaction open on a released writer. A disconnect cancels the request
+//! (`hrana::guard::Cancel`): its running statement is interrupted, its transaction rolled back
+//! and its stream dropped (nobody holds the next baton), which frees the tenant's writer.
 
 use std::convert::Infallible;
 
@@ -17,7 +19,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hrana::exec::{ProtocolError, Stream};
-use hrana::guard::{Guard, GuardConfig};
+use hrana::guard::{Cancel, Guard, GuardConfig};
 use hrana::proto::{
     CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody, StreamResult,
 };
@@ -48,9 +50,15 @@ pub async fn pipeline(
         st.sql
             .streams
             .take(&tenant.id, body.baton.as_deref(), &st.sql.config.stream)?;
-    let work = tokio::spawn(run_pipeline(st, tenant, id, held, body));
-    work.await
-        .map_err(|e| SqlError::Api(ApiError::Internal(format!("pipeline task: {e}"))))?
+    // Dropping this future (the client disconnected) cancels the work, which runs on.
+    let cancel = Cancel::new();
+    let on_drop = cancel.on_drop();
+    let work = tokio::spawn(run_pipeline(st, tenant, id, held, body, cancel));
+    let answer = work
+        .await
+        .map_err(|e| SqlError::Api(ApiError::Internal(format!("pipeline task: {e}"))))?;
+    on_drop.disarm();
+    answer
 }
 
 async fn run_pipeline(
@@ -59,6 +67,7 @@ async fn run_pipeline(
     id: Option<u64>,
     held: Held,
     body: PipelineReqBody,
+    cancel: Cancel,
 ) -> Result<Json<PipelineRespBody>, SqlError> {
     let streams = &st.sql.streams;
     let writer = match writer_for(&st, &tenant, held.writer).await {
@@ -73,12 +82,13 @@ async fn run_pipeline(
     let mut stream = held.stream;
     let ran = writer
         .run(move |conn| {
-            let outcome = with_guard(conn, &cfg, read_only, |guard| {
+            let outcome = with_guard(conn, &cfg, read_only, cancel.clone(), |guard| {
                 stream
                     .execute_pipeline(guard, body.requests)
                     .map_err(protocol_error)
             });
-            if outcome.is_err() {
+            // A cancelled request's client never sees the next baton: close the stream.
+            if outcome.is_err() || cancel.is_cancelled() {
                 abandon_in_place(&mut stream, conn);
             }
             (stream, outcome, !conn.is_autocommit())
@@ -131,6 +141,9 @@ pub async fn cursor(
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(CURSOR_CHANNEL);
+    // Dropping the response body (or this future, before the body exists) cancels the work.
+    let cancel = Cancel::new();
+    let on_drop = cancel.on_drop();
     tokio::spawn(async move {
         let streams = st.sql.streams.clone();
         let writer = match writer_for(&st, &tenant, held.writer).await {
@@ -151,7 +164,7 @@ pub async fn cursor(
         let ran = writer
             .run(move |conn| {
                 let mut emit = |entry: CursorEntry| tx.blocking_send(entry.to_json_line()).is_ok();
-                let outcome = with_guard(conn, &cfg, read_only, |guard| {
+                let outcome = with_guard(conn, &cfg, read_only, cancel.clone(), |guard| {
                     stream
                         .cursor(guard, &body.batch, &mut emit)
                         .map_err(protocol_error)
@@ -165,11 +178,15 @@ pub async fn cursor(
                         },
                     });
                     abandon_in_place(&mut stream, conn);
+                } else if cancel.is_cancelled() {
+                    // The client is gone, and with it the next baton.
+                    abandon_in_place(&mut stream, conn);
                 }
                 (stream, outcome.is_ok(), !conn.is_autocommit())
             })
             .await;
         match ran {
+            Ok((_, (stream, _, _))) if stream.is_closed() => streams.forget(Some(id)),
             Ok((writer, (stream, true, in_txn))) => {
                 let writer = in_txn.then_some(writer);
                 streams.put_back(&tenant.id, Some(id), Held { stream, writer });
@@ -188,9 +205,19 @@ pub async fn cursor(
         Err(_) => return Err(ApiError::Internal("cursor task ended early".into()).into()),
     }
     let first = futures_util::stream::once(async move { Ok(head.to_json_line()) });
-    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|line| (Ok(line), rx))
-    });
+    let rest =
+        futures_util::stream::unfold((rx, Some(on_drop)), |(mut rx, mut on_drop)| async move {
+            match rx.recv().await {
+                Some(line) => Some((Ok(line), (rx, on_drop))),
+                None => {
+                    // The whole batch was delivered: the end of the body is not a disconnect.
+                    if let Some(on_drop) = on_drop.take() {
+                        on_drop.disarm();
+                    }
+                    None
+                }
+            }
+        });
     let lines = futures_util::StreamExt::chain(first, rest);
     let lines =
         futures_util::StreamExt::map(lines, |l: Result<Vec<u8>, Infallible>| l.map(Bytes::from));
@@ -213,7 +240,8 @@ pub async fn writer_for(
     }
 }
 
-/// Runs `f` on `conn` inside the tenant SQL guard, on the current (blocking) thread.
+/// Runs `f` on `conn` inside the tenant SQL guard, on the current (blocking) thread; the guard's
+/// one time budget covers everything `f` runs, and setting `cancel` interrupts it.
 /// The open-time settings the guard relies on (DEFENSIVE, untrusted schema, no extension
 /// loading) are applied by the store to every connection and asserted on pool connections by
 /// `the_guard_is_on_for_every_request` in tests/it/sql.rs; probing them here cost a query on
@@ -222,9 +250,10 @@ pub fn with_guard<R>(
     conn: &Connection,
     cfg: &GuardConfig,
     read_only: bool,
+    cancel: Cancel,
     f: impl FnOnce(&Connection) -> Result<R, SqlError>,
 ) -> Result<R, SqlError> {
-    let guard = Guard::enter(conn, cfg, read_only)
+    let guard = Guard::enter_with(conn, cfg, read_only, cancel)
         .map_err(|e| SqlError::Api(ApiError::Internal(e.to_string())))?;
     f(&guard)
 }

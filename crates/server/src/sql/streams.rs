@@ -56,6 +56,11 @@ impl Streams {
         self.len() == 0
     }
 
+    /// Streams taken by a request right now.
+    pub fn in_use(&self) -> usize {
+        self.table.lock().in_use()
+    }
+
     /// Takes the stream `baton` names for one request, or a fresh unregistered stream when
     /// there is no baton (`id` is then `None`). Errors: `BATON_INVALID` (malformed, forged,
     /// another tenant's, unknown stream), `BATON_REUSED`, `STREAM_EXPIRED`.

@@ -7,4 +7,5 @@ mod ids;
 mod limits;
 mod signatures;
 mod sql;
+mod sql_limits;
 mod util;

@@ -1,0 +1,293 @@
+//! Resource bounds of the SQL API through the real server: one time budget per request, a
+//! disconnect that stops the request's SQL and frees the tenant's writer, caps on open streams
+//! and stored SQL, and read-only requests that do not wait for the writer.
+
+use std::time::{Duration, Instant};
+
+use auth::Access;
+use serde_json::{json, Value};
+use server::sql::SqlConfig;
+use store::TenantId;
+use tokio::io::AsyncWriteExt;
+
+use crate::sql::{exec, rows, start_with, Sql};
+
+/// A statement that never ends by itself.
+const RUNAWAY: &str =
+    "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c";
+
+/// Long enough that no test waits for it: a request that is not stopped another way holds the
+/// writer for this long.
+const FOREVER: Duration = Duration::from_secs(300);
+
+/// How long a test waits for something that should happen at once.
+const PROMPTLY: Duration = Duration::from_secs(10);
+
+fn config(budget: Duration) -> SqlConfig {
+    let mut cfg = SqlConfig::default();
+    cfg.guard.time_budget = budget;
+    cfg.stream_idle = FOREVER;
+    cfg
+}
+
+/// A server with tenant `acme` (tables `t` and `u`) and a read-write token for it.
+async fn acme(cfg: SqlConfig) -> (Sql, String) {
+    let srv = start_with(cfg).await;
+    srv.tenant("acme").await;
+    let t = srv.token("acme", Access::ReadWrite);
+    let (status, v) = srv
+        .pipe(
+            "acme",
+            &t,
+            Value::Null,
+            json!([exec("CREATE TABLE t(x)"), exec("CREATE TABLE u(x)"), {"type": "close"}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    (srv, t)
+}
+
+/// Polls `cond` until it holds; panics after [`PROMPTLY`].
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PROMPTLY;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Sends a JSON POST on a raw socket and returns the socket without reading the answer:
+/// dropping it is a client that disconnects.
+async fn send_raw(srv: &Sql, path: &str, token: &str, body: &Value) -> tokio::net::TcpStream {
+    let addr = srv.url.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.to_string();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(body.as_bytes()).await.unwrap();
+    sock
+}
+
+/// One write to `acme` on a fresh stream; must not fail.
+async fn write_u(srv: &Sql, t: &str) {
+    write_u_at(srv.http.clone(), srv.url.clone(), t.to_owned()).await;
+}
+
+async fn write_u_at(http: reqwest::Client, url: String, t: String) {
+    let body =
+        json!({"baton": null, "requests": [exec("INSERT INTO u VALUES (1)"), {"type": "close"}]});
+    let r = http
+        .post(format!("{url}/t/acme/v2/pipeline"))
+        .bearer_auth(t)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["results"][0]["type"], "ok", "{v}");
+}
+
+fn count(v: &Value) -> i64 {
+    rows(&v["results"][0])[0][0]["value"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn assert_budget_error(e: &Value, ctx: &str) {
+    assert_eq!(e["code"], "SQLITE_INTERRUPT", "{ctx}: {e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("time budget exceeded"), "{ctx}: {message}");
+}
+
+#[tokio::test]
+async fn regression_time_budget_was_per_statement_not_per_request() {
+    // Before the fix each of the N statements got its own budget: N × budget in one request.
+    const N: usize = 30;
+    let budget = Duration::from_millis(200);
+    let (srv, t) = acme(config(budget)).await;
+    let steps: Vec<Value> = (0..N).map(|_| json!({"stmt": {"sql": RUNAWAY}})).collect();
+    let shapes: [(&str, &str, Value); 4] = [
+        (
+            "pipeline of executes",
+            "/t/acme/v2/pipeline",
+            json!({"baton": null, "requests": (0..N).map(|_| exec(RUNAWAY)).collect::<Vec<_>>()}),
+        ),
+        (
+            "pipeline of sequences",
+            "/t/acme/v3/pipeline",
+            json!({"baton": null, "requests": (0..N)
+                .map(|_| json!({"type": "sequence", "sql": format!("{RUNAWAY}; SELECT 1")}))
+                .collect::<Vec<_>>()}),
+        ),
+        (
+            "batch",
+            "/t/acme/v2/pipeline",
+            json!({"baton": null, "requests": [{"type": "batch", "batch": {"steps": steps}}]}),
+        ),
+        (
+            "v1 batch",
+            "/t/acme/v1/batch",
+            json!({"batch": {"steps": steps}}),
+        ),
+    ];
+    for (shape, path, body) in shapes {
+        let started = Instant::now();
+        let (status, v) = srv.post(path, Some(&t), body).await;
+        let took = started.elapsed();
+        assert_eq!(status, 200, "{shape}: {v}");
+        let errors: Vec<&Value> = match shape {
+            "batch" => v["results"][0]["response"]["result"]["step_errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .collect(),
+            "v1 batch" => v["result"]["step_errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .collect(),
+            _ => v["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| &r["error"])
+                .collect(),
+        };
+        assert_eq!(errors.len(), N, "{shape}: {v}");
+        for e in errors {
+            assert_budget_error(e, shape);
+        }
+        // Generous for a busy machine, far below the N × budget of the defect.
+        assert!(
+            took < budget * 10,
+            "{shape}: {N} runaway statements took {took:?} with a {budget:?} budget"
+        );
+    }
+    // A new request has a new budget.
+    let (_, v) = srv
+        .pipe(
+            "acme",
+            &t,
+            Value::Null,
+            json!([exec("SELECT count(*) FROM t"), {"type": "close"}]),
+        )
+        .await;
+    assert_eq!(count(&v), 0, "{v}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn regression_disconnect_left_the_statement_running_and_the_stream_holding_the_writer() {
+    let (srv, t) = acme(config(FOREVER)).await;
+    // An interactive transaction: its stream holds the tenant's writer between requests.
+    let (status, v) = srv
+        .pipe(
+            "acme",
+            &t,
+            Value::Null,
+            json!([exec("BEGIN"), exec("INSERT INTO t VALUES (1)")]),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let baton = v["baton"].clone();
+    // Its next request runs a statement that never ends, and the client goes away.
+    let body = json!({"baton": baton, "requests": [exec(RUNAWAY)]});
+    let sock = send_raw(&srv, "/t/acme/v2/pipeline", &t, &body).await;
+    let streams = srv.state.sql.streams.clone();
+    wait_for("the request to take its stream", || streams.in_use() == 1).await;
+    drop(sock);
+
+    // The statement is interrupted, the transaction rolled back, the stream dropped (nobody
+    // has its next baton) and the writer released: a following write runs at once.
+    tokio::time::timeout(PROMPTLY, write_u(&srv, &t))
+        .await
+        .expect("a write after the disconnect waited for the abandoned request");
+    assert_eq!(srv.state.sql.streams.len(), 0, "the stream was dropped");
+    let (_, v) = srv
+        .pipe(
+            "acme",
+            &t,
+            Value::Null,
+            json!([exec("SELECT count(*) FROM t"), {"type": "close"}]),
+        )
+        .await;
+    assert_eq!(
+        count(&v),
+        0,
+        "the abandoned transaction was rolled back: {v}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn regression_disconnect_left_one_shot_requests_running_on_the_writer() {
+    let (srv, t) = acme(config(FOREVER)).await;
+    let id = TenantId::parse("acme").unwrap();
+    let cases = [
+        (
+            "/t/acme/v2/pipeline",
+            json!({"baton": null, "requests": [
+                exec("BEGIN"), exec("INSERT INTO t VALUES (1)"), exec(RUNAWAY)
+            ]}),
+        ),
+        ("/t/acme/v1/execute", json!({"stmt": {"sql": RUNAWAY}})),
+        (
+            "/t/acme/v1/batch",
+            json!({"batch": {"steps": [{"stmt": {"sql": RUNAWAY}}]}}),
+        ),
+        (
+            "/t/acme/",
+            json!({"statements": ["INSERT INTO t VALUES (1)", RUNAWAY]}),
+        ),
+        (
+            "/t/acme/v3/cursor",
+            json!({"baton": null, "batch": {"steps": [
+                {"stmt": {"sql": "BEGIN"}},
+                {"stmt": {"sql": "INSERT INTO t VALUES (1)"}},
+                {"stmt": {"sql": RUNAWAY}}
+            ]}}),
+        ),
+    ];
+    for (path, body) in cases {
+        let sock = send_raw(&srv, path, &t, &body).await;
+        // Wait until the request holds the writer: a write queues behind it. (A write that
+        // completes instead got the writer first; try again.)
+        let blocked = loop {
+            let probe = tokio::spawn(write_u_at(srv.http.clone(), srv.url.clone(), t.clone()));
+            let pool = srv.state.pool.clone();
+            let id2 = id.clone();
+            wait_for("a queued write or a finished probe", || {
+                pool.queued_writes(&id2) > 0 || probe.is_finished()
+            })
+            .await;
+            if pool.queued_writes(&id) > 0 {
+                break probe;
+            }
+            probe.await.unwrap();
+        };
+        drop(sock);
+        tokio::time::timeout(PROMPTLY, blocked)
+            .await
+            .unwrap_or_else(|_| panic!("{path}: a write after the disconnect waited"))
+            .unwrap();
+        let streams = srv.state.sql.streams.clone();
+        wait_for(&format!("{path}: no stream left"), || streams.is_empty()).await;
+        let (_, v) = srv
+            .pipe(
+                "acme",
+                &t,
+                Value::Null,
+                json!([exec("SELECT count(*) FROM t"), {"type": "close"}]),
+            )
+            .await;
+        assert_eq!(count(&v), 0, "{path}: nothing of the request was kept: {v}");
+    }
+    srv.stop().await;
+}
