@@ -217,6 +217,20 @@ pub enum ProtocolError {
         /// The step it refers to.
         cond_step: u32,
     },
+    /// `store_sql` with a text longer than the SQL length limit.
+    #[error("stored SQL text is {len} bytes, over the SQL length limit of {max} bytes")]
+    StoredSqlTooLong {
+        /// The text's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// `store_sql` would pass the stream's byte cap on stored texts.
+    #[error("the SQL texts stored on this stream would exceed {max} bytes; send `close_sql` for texts no longer needed, or send the SQL inline")]
+    StoredSqlFull {
+        /// The cap in bytes.
+        max: usize,
+    },
     /// A request arrived after the stream's `close`.
     #[error("the stream is closed")]
     StreamClosed,
@@ -229,7 +243,10 @@ impl ProtocolError {
             ProtocolError::SqlAndSqlId | ProtocolError::NoSql => "SQL_OR_SQL_ID",
             ProtocolError::SqlNotFound { .. } => "SQL_NOT_FOUND",
             ProtocolError::SqlExists { .. } => "SQL_EXISTS",
-            ProtocolError::TooManySqls { .. } => "SQL_STORE_FULL",
+            ProtocolError::TooManySqls { .. } | ProtocolError::StoredSqlFull { .. } => {
+                "SQL_STORE_FULL"
+            }
+            ProtocolError::StoredSqlTooLong { .. } => "SQL_TOO_LONG",
             ProtocolError::BatchCondBadStep { .. } => "BATCH_COND_BAD_STEP",
             ProtocolError::StreamClosed => "STREAM_CLOSED",
         }

@@ -11,4 +11,6 @@ mod stream;
 
 pub use error::{ProtocolError, StmtError};
 pub use stmt::{ResultBudget, DEFAULT_MAX_RESULT_BYTES};
-pub use stream::{rollback_if_open, Stream, StreamConfig, MAX_STORED_SQLS};
+pub use stream::{
+    rollback_if_open, Stream, StreamConfig, DEFAULT_MAX_STORED_SQLS, DEFAULT_MAX_STORED_SQL_BYTES,
+};

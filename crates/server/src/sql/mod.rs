@@ -54,10 +54,10 @@ impl SqlState {
     /// per-process key (streams do not outlive the process).
     pub fn new(config: SqlConfig, keys: Keys) -> Self {
         SqlState {
-            config,
             keys: Arc::new(keys),
-            streams: Arc::new(Streams::new(BatonCodec::random())),
+            streams: Arc::new(Streams::new(BatonCodec::random(), config.stream_limits())),
             stop: Arc::new(Notify::new()),
+            config,
         }
     }
 }

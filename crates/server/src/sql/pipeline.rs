@@ -21,7 +21,8 @@ use axum::Json;
 use hrana::exec::{ProtocolError, Stream};
 use hrana::guard::{Cancel, Guard, GuardConfig};
 use hrana::proto::{
-    CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody, StreamResult,
+    CursorEntry, CursorReqBody, CursorRespBody, PipelineReqBody, PipelineRespBody, StreamRequest,
+    StreamResult,
 };
 use rusqlite::Connection;
 use serde::de::DeserializeOwned;
@@ -46,10 +47,16 @@ pub async fn pipeline(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PipelineRespBody>, SqlError> {
     let body: PipelineReqBody = parse_body(body, &st)?;
-    let (id, held) =
-        st.sql
-            .streams
-            .take(&tenant.id, body.baton.as_deref(), &st.sql.config.stream)?;
+    let will_close = body
+        .requests
+        .iter()
+        .any(|r| matches!(r, StreamRequest::Close));
+    let (id, held) = st.sql.streams.take(
+        &tenant.id,
+        body.baton.as_deref(),
+        will_close,
+        &st.sql.config.stream,
+    )?;
     // Dropping this future (the client disconnected) cancels the work, which runs on.
     let cancel = Cancel::new();
     let on_drop = cancel.on_drop();
@@ -108,12 +115,19 @@ async fn run_pipeline(
             return Err(e);
         }
     };
-    let baton = if stream.is_closed() {
-        streams.forget(id);
-        None
-    } else {
-        let writer = in_txn.then_some(writer);
-        Some(streams.put_back(&tenant.id, id, Held { stream, writer }))
+    let writer = in_txn.then_some(writer);
+    let baton = match id {
+        _ if stream.is_closed() => {
+            streams.forget(id);
+            None
+        }
+        Some(id) => streams.put_back(&tenant.id, id, Held { stream, writer }),
+        None => {
+            // Unreachable: a pipeline without `close` on a new stream was registered up front.
+            tracing::error!(tenant = %tenant.id, "an unregistered stream stayed open");
+            super::streams::abandon(Held { stream, writer }).await;
+            None
+        }
     };
     Ok(Json(PipelineRespBody {
         baton,
@@ -189,7 +203,7 @@ pub async fn cursor(
             Ok((_, (stream, _, _))) if stream.is_closed() => streams.forget(Some(id)),
             Ok((writer, (stream, true, in_txn))) => {
                 let writer = in_txn.then_some(writer);
-                streams.put_back(&tenant.id, Some(id), Held { stream, writer });
+                streams.put_back(&tenant.id, id, Held { stream, writer });
             }
             Ok(_) => streams.forget(Some(id)),
             Err(e) => {

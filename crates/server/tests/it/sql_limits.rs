@@ -291,3 +291,142 @@ async fn regression_disconnect_left_one_shot_requests_running_on_the_writer() {
     }
     srv.stop().await;
 }
+
+/// A `v2/pipeline` request; returns status, `Retry-After` and body.
+async fn pipe_raw(srv: &Sql, tenant: &str, t: &str, body: Value) -> (u16, Option<String>, Value) {
+    let r = srv
+        .http
+        .post(format!("{}/t/{tenant}/v2/pipeline", srv.url))
+        .bearer_auth(t)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, retry, r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn regression_open_streams_were_unbounded() {
+    let mut cfg = config(FOREVER);
+    cfg.max_streams_per_tenant = 2;
+    cfg.max_streams = 3;
+    let (srv, acme) = acme(cfg).await;
+    srv.tenant("globex").await;
+    let globex = srv.token("globex", Access::ReadWrite);
+    let open = json!({"baton": null, "requests": [exec("SELECT 1")]});
+    let mut batons = Vec::new();
+    for _ in 0..2 {
+        let (status, _, v) = pipe_raw(&srv, "acme", &acme, open.clone()).await;
+        assert_eq!(status, 200, "{v}");
+        batons.push(v["baton"].clone());
+    }
+    // The tenant's cap: a third stream is refused before it runs anything.
+    let (status, retry, v) = pipe_raw(
+        &srv,
+        "acme",
+        &acme,
+        json!({"baton": null, "requests": [exec("INSERT INTO t VALUES (1)")]}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (429, Some("too_many_streams")),
+        "{v}"
+    );
+    assert!(retry.is_some(), "429 carries Retry-After");
+    assert!(v["message"].as_str().unwrap().contains("at most 2"), "{v}");
+    let cursor = srv
+        .http
+        .post(format!("{}/t/acme/v3/cursor", srv.url))
+        .bearer_auth(&acme)
+        .json(&json!({"baton": null, "batch": {"steps": [{"stmt": {"sql": "SELECT 1"}}]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cursor.status(), 429, "a cursor opens a stream too");
+    // A request that closes its new stream holds none, so it still runs.
+    let (status, _, v) = pipe_raw(
+        &srv,
+        "acme",
+        &acme,
+        json!({"baton": null, "requests": [exec("SELECT count(*) FROM t"), {"type": "close"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    // The node's cap: 2 + 1 streams, then 503 for every tenant.
+    let (status, _, v) = pipe_raw(&srv, "globex", &globex, open.clone()).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, retry, v) = pipe_raw(&srv, "globex", &globex, open.clone()).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (503, Some("too_many_streams")),
+        "{v}"
+    );
+    assert!(retry.is_some(), "503 carries Retry-After");
+    // Closing a stream frees its place.
+    let close = json!({"baton": batons[0], "requests": [{"type": "close"}]});
+    let (status, _, v) = pipe_raw(&srv, "acme", &acme, close).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _, v) = pipe_raw(&srv, "acme", &acme, open).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(srv.state.sql.streams.len(), 3);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn regression_store_sql_accepted_7_mib_over_the_1_mib_sql_limit() {
+    let mut cfg = config(FOREVER);
+    cfg.stream.max_stored_sqls = 2;
+    cfg.stream.max_stored_sql_bytes = 1_000;
+    let (srv, t) = acme(cfg).await;
+    let store = |id: i32, sql: String| json!({"type": "store_sql", "sql_id": id, "sql": sql});
+    let huge = format!("SELECT '{}'", "x".repeat(7 << 20));
+    let (status, v) = srv
+        .pipe("acme", &t, Value::Null, json!([store(1, huge)]))
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("SQL_TOO_LONG")),
+        "{v}"
+    );
+    assert_eq!(srv.state.sql.streams.len(), 0, "the stream was dropped");
+    // The stream's byte cap, then its count cap.
+    let (status, v) = srv
+        .pipe(
+            "acme",
+            &t,
+            Value::Null,
+            json!([store(1, "x".repeat(600)), store(2, "x".repeat(600))]),
+        )
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("SQL_STORE_FULL")),
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("1000 bytes"), "{v}");
+    let (status, v) = srv
+        .pipe(
+            "acme",
+            &t,
+            Value::Null,
+            json!([
+                store(1, "SELECT 1".into()),
+                store(2, "SELECT 2".into()),
+                store(3, "SELECT 3".into())
+            ]),
+        )
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("SQL_STORE_FULL")),
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("at most 2"), "{v}");
+    srv.stop().await;
+}
