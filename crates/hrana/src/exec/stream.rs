@@ -69,6 +69,11 @@ impl Stream {
         self.closed
     }
 
+    /// The stored SQL texts by id.
+    pub(crate) fn stored_sqls(&self) -> &HashMap<i32, String> {
+        &self.sqls
+    }
+
     /// Executes one request with its own result budget. Statement failures are in-band
     /// (`StreamResult::Error`); `Err` is a protocol violation (HTTP 400, stream not continued).
     pub fn execute(

@@ -16,6 +16,9 @@ use crate::sql::{exec, rows, start_with, Sql};
 const RUNAWAY: &str =
     "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c";
 
+/// A write that never ends by itself (it runs on the writer, not on a reader).
+const RUNAWAY_WRITE: &str = "INSERT INTO t WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c";
+
 /// Long enough that no test waits for it: a request that is not stopped another way holds the
 /// writer for this long.
 const FOREVER: Duration = Duration::from_secs(300);
@@ -237,10 +240,13 @@ async fn regression_disconnect_left_one_shot_requests_running_on_the_writer() {
                 exec("BEGIN"), exec("INSERT INTO t VALUES (1)"), exec(RUNAWAY)
             ]}),
         ),
-        ("/t/acme/v1/execute", json!({"stmt": {"sql": RUNAWAY}})),
+        (
+            "/t/acme/v1/execute",
+            json!({"stmt": {"sql": RUNAWAY_WRITE}}),
+        ),
         (
             "/t/acme/v1/batch",
-            json!({"batch": {"steps": [{"stmt": {"sql": RUNAWAY}}]}}),
+            json!({"batch": {"steps": [{"stmt": {"sql": RUNAWAY_WRITE}}]}}),
         ),
         (
             "/t/acme/",
@@ -259,7 +265,12 @@ async fn regression_disconnect_left_one_shot_requests_running_on_the_writer() {
         let sock = send_raw(&srv, path, &t, &body).await;
         // Wait until the request holds the writer: a write queues behind it. (A write that
         // completes instead got the writer first; try again.)
+        let deadline = Instant::now() + PROMPTLY;
         let blocked = loop {
+            assert!(
+                Instant::now() < deadline,
+                "{path}: the request never took the writer"
+            );
             let probe = tokio::spawn(write_u_at(srv.http.clone(), srv.url.clone(), t.clone()));
             let pool = srv.state.pool.clone();
             let id2 = id.clone();
@@ -428,5 +439,204 @@ async fn regression_store_sql_accepted_7_mib_over_the_1_mib_sql_limit() {
         "{v}"
     );
     assert!(v["message"].as_str().unwrap().contains("at most 2"), "{v}");
+    srv.stop().await;
+}
+
+/// The experiment behind the numbers in docs/HRANA.md §5.7 (run with `cargo test -p server
+/// --test it measure_reads -- --ignored --nocapture`): point reads on fresh streams, one after
+/// another, while four writers keep the tenant's writer busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement; prints latencies"]
+async fn measure_reads_while_writers_hold_the_writer() {
+    const READS: usize = 200;
+    let (srv, t) = acme(config(Duration::from_secs(30))).await;
+    let (status, v) = srv
+        .pipe(
+            "acme",
+            &t,
+            Value::Null,
+            json!([exec("INSERT INTO t SELECT value FROM json_each((SELECT json_group_array(x) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 1000) SELECT x FROM c)))"), {"type": "close"}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let write = "INSERT INTO u SELECT x FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 20000) SELECT x FROM c)";
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, url, t, stop) = (srv.http.clone(), srv.url.clone(), t.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body = json!({"baton": null, "requests": [exec(write), {"type": "close"}]});
+                    let r = http
+                        .post(format!("{url}/t/acme/v2/pipeline"))
+                        .bearer_auth(&t)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    if r.status() == 200 {
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut latencies = Vec::with_capacity(READS);
+    let started = Instant::now();
+    for i in 0..READS {
+        let body = json!([
+            {"type": "execute", "stmt": {"sql": "SELECT x FROM t WHERE rowid = ?", "args": [{"type": "integer", "value": (i % 1000 + 1).to_string()}]}},
+            {"type": "close"}
+        ]);
+        let t0 = Instant::now();
+        let (status, v) = srv.pipe("acme", &t, Value::Null, body).await;
+        latencies.push(t0.elapsed());
+        assert_eq!(status, 200, "{v}");
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut writes = 0;
+    for w in writers {
+        writes += w.await.unwrap();
+    }
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{READS} reads in {:.0} ms ({:.0}/s); latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {writes} writes meanwhile",
+        ms(elapsed),
+        READS as f64 / elapsed.as_secs_f64(),
+        ms(latencies[READS / 2]),
+        ms(latencies[READS * 99 / 100]),
+        ms(latencies[READS - 1]),
+    );
+    assert!(writes > 0, "the writers ran");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn regression_reads_waited_for_the_writer() {
+    let (srv, t) = acme(config(FOREVER)).await;
+    let ro = srv.token("acme", Access::ReadOnly);
+    // A stream that is idle outside a transaction (holds no writer).
+    let (_, v) = srv
+        .pipe("acme", &t, Value::Null, json!([exec("SELECT 1")]))
+        .await;
+    let idle_baton = v["baton"].clone();
+    // Another stream holds the tenant's writer: its transaction is open.
+    let (status, v) = srv
+        .pipe(
+            "acme",
+            &t,
+            Value::Null,
+            json!([exec("BEGIN"), exec("INSERT INTO t VALUES (1)")]),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let holder = v["baton"].clone();
+
+    let read = |token: String, baton: Value| {
+        let (http, url) = (srv.http.clone(), srv.url.clone());
+        async move {
+            let body = json!({"baton": baton, "requests": [
+                exec("SELECT count(*) FROM t"),
+                {"type": "describe", "sql": "SELECT x FROM t"},
+                {"type": "close"}
+            ]});
+            let r = http
+                .post(format!("{url}/t/acme/v2/pipeline"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    for (who, token, baton) in [
+        ("a new stream", t.clone(), Value::Null),
+        ("a read-only token", ro.clone(), Value::Null),
+        ("a stream without a transaction", t.clone(), idle_baton),
+    ] {
+        let v = tokio::time::timeout(PROMPTLY, read(token, baton))
+            .await
+            .unwrap_or_else(|_| panic!("a read on {who} waited for the writer"));
+        assert_eq!(count(&v), 0, "{who} reads committed data only: {v}");
+    }
+    let cursor = srv
+        .http
+        .post(format!("{}/t/acme/v3/cursor", srv.url))
+        .bearer_auth(&t)
+        .json(&json!({"baton": null, "batch": {"steps": [{"stmt": {"sql": "SELECT count(*) FROM t"}}]}}))
+        .send();
+    let text = tokio::time::timeout(PROMPTLY, async {
+        cursor.await.unwrap().text().await.unwrap()
+    })
+    .await
+    .expect("a cursor read waited for the writer");
+    assert!(text.contains("\"row\""), "{text}");
+    for (path, body) in [
+        (
+            "/t/acme/v1/execute",
+            json!({"stmt": {"sql": "SELECT count(*) FROM t"}}),
+        ),
+        (
+            "/t/acme/v1/batch",
+            json!({"batch": {"steps": [{"stmt": {"sql": "SELECT count(*) FROM t"}}]}}),
+        ),
+        (
+            "/t/acme/",
+            json!({"statements": ["SELECT count(*) FROM t"]}),
+        ),
+    ] {
+        let (status, v) = tokio::time::timeout(PROMPTLY, srv.post(path, Some(&t), body))
+            .await
+            .unwrap_or_else(|_| panic!("a read on {path} waited for the writer"));
+        assert_eq!(status, 200, "{path}: {v}");
+    }
+
+    // What can write still goes to the writer and waits for it, even if it starts like a read.
+    let write = {
+        let (http, url, t) = (srv.http.clone(), srv.url.clone(), t.clone());
+        tokio::spawn(async move {
+            let body = json!({"baton": null, "requests": [
+                exec("WITH c(x) AS (SELECT 2) INSERT INTO t SELECT x FROM c"),
+                {"type": "close"}
+            ]});
+            let r = http
+                .post(format!("{url}/t/acme/v2/pipeline"))
+                .bearer_auth(t)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()
+        })
+    };
+    let pool = srv.state.pool.clone();
+    let id = TenantId::parse("acme").unwrap();
+    wait_for("the write to queue for the writer", || {
+        pool.queued_writes(&id) > 0
+    })
+    .await;
+    let (status, v) = srv
+        .pipe(
+            "acme",
+            &t,
+            holder,
+            json!([exec("COMMIT"), {"type": "close"}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let v = tokio::time::timeout(PROMPTLY, write)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v["results"][0]["type"], "ok", "{v}");
+    let v = read(ro, Value::Null).await;
+    assert_eq!(count(&v), 2, "{v}");
     srv.stop().await;
 }
