@@ -75,7 +75,8 @@ pub struct ServeArgs {
     /// node, e.g. http://node1:8080 [default: none].
     #[arg(long, env = "TENANTD_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
-    /// Time one tenant SQL statement may run before it is interrupted, e.g. 5s [default: 5s].
+    /// Time the SQL of one request (all its statements) may run before it is interrupted, e.g.
+    /// 5s [default: 5s].
     #[arg(long, env = "TENANTD_SQL_TIME_BUDGET", value_name = "DURATION")]
     pub sql_time_budget: Option<String>,
     /// Private key file signing and verifying tenant tokens (created 0600 if missing, public
@@ -124,6 +125,10 @@ pub struct FileConfig {
     sql_max_result: Option<String>,
     sql_stream_idle: Option<String>,
     sql_max_body: Option<String>,
+    sql_max_streams: Option<usize>,
+    sql_max_streams_per_tenant: Option<usize>,
+    sql_max_stored_sql: Option<String>,
+    sql_max_stored_sqls: Option<usize>,
     token_key: Option<PathBuf>,
 }
 
@@ -295,6 +300,31 @@ fn resolve_sql(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<SqlConfig>
         )?;
         sql.max_body_bytes = usize::try_from(n)?;
     }
+    for (name, value, field) in [
+        (
+            "sql_max_streams",
+            file.sql_max_streams,
+            &mut sql.max_streams,
+        ),
+        (
+            "sql_max_streams_per_tenant",
+            file.sql_max_streams_per_tenant,
+            &mut sql.max_streams_per_tenant,
+        ),
+    ] {
+        if let Some(v) = value {
+            if v == 0 {
+                bail!("{name} must be more than 0");
+            }
+            *field = v;
+        }
+    }
+    if let Some(v) = file.sql_max_stored_sql.as_deref() {
+        sql.stream.max_stored_sql_bytes = usize::try_from(parse_bytes("sql_max_stored_sql", v)?)?;
+    }
+    if let Some(v) = file.sql_max_stored_sqls {
+        sql.stream.max_stored_sqls = v;
+    }
     Ok(sql)
 }
 
@@ -379,6 +409,8 @@ mod tests {
         let file: FileConfig = toml::from_str(
             "base_domain = \"DB.example.com.\"\nsql_time_budget = \"2s\"\n\
              sql_max_result = \"1MiB\"\nsql_stream_idle = \"30s\"\nsql_max_body = \"2MiB\"\n\
+             sql_max_streams = 100\nsql_max_streams_per_tenant = 10\n\
+             sql_max_stored_sql = \"64KiB\"\nsql_max_stored_sqls = 50\n\
              token_key = \"/k/token.key\"",
         )
         .unwrap();
@@ -394,6 +426,15 @@ mod tests {
         assert_eq!(s.sql.stream.max_result_bytes, 1 << 20);
         assert_eq!(s.sql.stream_idle, Duration::from_secs(30));
         assert_eq!(s.sql.max_body_bytes, 2 << 20);
+        assert_eq!((s.sql.max_streams, s.sql.max_streams_per_tenant), (100, 10));
+        assert_eq!(s.sql.stream.max_stored_sql_bytes, 64 << 10);
+        assert_eq!(s.sql.stream.max_stored_sqls, 50);
+        let zero: FileConfig = toml::from_str("sql_max_streams_per_tenant = 0").unwrap();
+        let err = Settings::resolve(&args, &zero, None).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("sql_max_streams_per_tenant"),
+            "{err:#}"
+        );
         assert_eq!(s.token_key, Some(PathBuf::from("/k/token.key")));
         for (args, name) in [
             (

@@ -37,12 +37,16 @@ pub enum StmtError {
         /// Why (from the guard's policy).
         reason: String,
     },
-    /// The statement ran past the guard's time budget and was interrupted.
-    #[error("time budget exceeded: the statement ran longer than {} ms and was interrupted", budget.as_millis())]
+    /// The request's statements ran past the guard's time budget: the running one was
+    /// interrupted, later ones do not start.
+    #[error("time budget exceeded: the SQL of this request ran longer than {} ms (one budget for all its statements); this statement was interrupted or not started. Make the query cheaper or split the work over several requests", budget.as_millis())]
     TimeBudgetExceeded {
         /// The budget.
         budget: Duration,
     },
+    /// The request was cancelled (its client disconnected) and the statement interrupted.
+    #[error("interrupted: the client of this request disconnected")]
+    Cancelled,
     /// Transaction control is not allowed in this endpoint.
     #[error("transaction statements (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE, END) are not allowed here: {0}")]
     TransactionControl(String),
@@ -73,7 +77,7 @@ impl StmtError {
             StmtError::ArgsInvalid(_) => "ARGS_INVALID",
             StmtError::ResponseTooLarge { .. } => "RESPONSE_TOO_LARGE",
             StmtError::NotAuthorized { .. } => "SQLITE_AUTH",
-            StmtError::TimeBudgetExceeded { .. } => "SQLITE_INTERRUPT",
+            StmtError::TimeBudgetExceeded { .. } | StmtError::Cancelled => "SQLITE_INTERRUPT",
             StmtError::TransactionControl(_) => "TRANSACTION_NOT_ALLOWED",
             StmtError::SqlInput { .. } => "SQL_INPUT_ERROR",
             StmtError::Sqlite { code, .. } => code,
@@ -103,8 +107,8 @@ impl From<rusqlite::Error> for StmtError {
                     ErrorCode::AuthorizationForStatementDenied => {
                         StmtError::NotAuthorized { reason: message }
                     }
-                    ErrorCode::OperationInterrupted => match guard::take_budget_exceeded() {
-                        Some(budget) => StmtError::TimeBudgetExceeded { budget },
+                    ErrorCode::OperationInterrupted => match guard::take_interrupt() {
+                        Some(why) => why.into(),
                         None => StmtError::Sqlite {
                             code: "SQLITE_INTERRUPT",
                             message,
@@ -136,6 +140,15 @@ impl From<rusqlite::Error> for StmtError {
                 code: "SQLITE_ERROR",
                 message: other.to_string(),
             },
+        }
+    }
+}
+
+impl From<guard::Interrupt> for StmtError {
+    fn from(why: guard::Interrupt) -> Self {
+        match why {
+            guard::Interrupt::Budget(budget) => StmtError::TimeBudgetExceeded { budget },
+            guard::Interrupt::Cancelled => StmtError::Cancelled,
         }
     }
 }
@@ -204,6 +217,20 @@ pub enum ProtocolError {
         /// The step it refers to.
         cond_step: u32,
     },
+    /// `store_sql` with a text longer than the SQL length limit.
+    #[error("stored SQL text is {len} bytes, over the SQL length limit of {max} bytes")]
+    StoredSqlTooLong {
+        /// The text's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// `store_sql` would pass the stream's byte cap on stored texts.
+    #[error("the SQL texts stored on this stream would exceed {max} bytes; send `close_sql` for texts no longer needed, or send the SQL inline")]
+    StoredSqlFull {
+        /// The cap in bytes.
+        max: usize,
+    },
     /// A request arrived after the stream's `close`.
     #[error("the stream is closed")]
     StreamClosed,
@@ -216,7 +243,10 @@ impl ProtocolError {
             ProtocolError::SqlAndSqlId | ProtocolError::NoSql => "SQL_OR_SQL_ID",
             ProtocolError::SqlNotFound { .. } => "SQL_NOT_FOUND",
             ProtocolError::SqlExists { .. } => "SQL_EXISTS",
-            ProtocolError::TooManySqls { .. } => "SQL_STORE_FULL",
+            ProtocolError::TooManySqls { .. } | ProtocolError::StoredSqlFull { .. } => {
+                "SQL_STORE_FULL"
+            }
+            ProtocolError::StoredSqlTooLong { .. } => "SQL_TOO_LONG",
             ProtocolError::BatchCondBadStep { .. } => "BATCH_COND_BAD_STEP",
             ProtocolError::StreamClosed => "STREAM_CLOSED",
         }

@@ -7,6 +7,7 @@
 use rusqlite::Connection;
 
 use super::error::{ProtocolError, StmtError};
+use super::readonly::first_keyword;
 use super::stmt::ResultBudget;
 use super::stream::{rollback_if_open, Stream, StreamConfig};
 use crate::proto::legacy::{
@@ -135,21 +136,10 @@ fn legacy_stmt(sql: String, params: LegacyParams) -> Stmt {
 /// True if the first keyword of `sql` (after whitespace and comments) starts or ends a
 /// transaction. A convenience for a clear error; isolation never depends on it.
 fn is_transaction_control(sql: &str) -> bool {
-    let mut rest = sql;
-    loop {
-        rest = rest.trim_start();
-        if let Some(r) = rest.strip_prefix("--") {
-            rest = r.split_once('\n').map_or("", |(_, after)| after);
-        } else if let Some(r) = rest.strip_prefix("/*") {
-            rest = r.split_once("*/").map_or("", |(_, after)| after);
-        } else {
-            break;
-        }
-    }
-    let word: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
+    let word = first_keyword(sql);
     ["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"]
         .iter()
-        .any(|k| k.eq_ignore_ascii_case(&word))
+        .any(|k| k.eq_ignore_ascii_case(word))
 }
 
 #[cfg(test)]

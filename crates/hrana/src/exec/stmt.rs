@@ -61,7 +61,7 @@ pub(crate) fn run(
     budget: &mut ResultBudget,
     sink: &mut dyn RowSink,
 ) -> Result<Outcome, StmtError> {
-    guard::statement_started(Instant::now());
+    guard::statement_starting(Instant::now())?;
     let mut prepared = conn.prepare(sql)?;
     bind(&mut prepared, stmt)?;
     let want_rows = stmt.want_rows.unwrap_or(true);
@@ -204,7 +204,7 @@ fn find_param(p: &Statement<'_>, name: &str) -> Result<Option<usize>, StmtError>
 
 /// Prepares `sql` without running it. Errors: it does not prepare (syntax, guard, …).
 pub(crate) fn describe(conn: &Connection, sql: &str) -> Result<DescribeResult, StmtError> {
-    guard::statement_started(Instant::now());
+    guard::statement_starting(Instant::now())?;
     let p = conn.prepare(sql)?;
     Ok(DescribeResult {
         params: (1..=p.parameter_count())
@@ -224,9 +224,9 @@ pub(crate) fn describe(conn: &Connection, sql: &str) -> Result<DescribeResult, S
     })
 }
 
-/// Runs semicolon-separated statements, ignoring rows; the time budget covers them all.
+/// Runs semicolon-separated statements, ignoring rows (under the request's time budget).
 /// Errors: the first failing statement (later ones do not run).
 pub(crate) fn sequence(conn: &Connection, sql: &str) -> Result<(), StmtError> {
-    guard::statement_started(Instant::now());
+    guard::statement_starting(Instant::now())?;
     conn.execute_batch(sql).map_err(Into::into)
 }

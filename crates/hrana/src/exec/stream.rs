@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use rusqlite::limits::Limit;
 use rusqlite::Connection;
 
 use super::batch::{self, CollectBatch};
@@ -14,20 +15,30 @@ use crate::proto::{
     Batch, Col, CursorEntry, StmtResult, StreamRequest, StreamResponse, StreamResult, Value,
 };
 
-/// Most SQL texts one stream may store with `store_sql`.
-pub const MAX_STORED_SQLS: usize = 1_000;
+/// Default of [`StreamConfig::max_stored_sqls`].
+pub const DEFAULT_MAX_STORED_SQLS: usize = 1_000;
+
+/// Default of [`StreamConfig::max_stored_sql_bytes`].
+pub const DEFAULT_MAX_STORED_SQL_BYTES: usize = 128 << 10;
 
 /// Per-stream limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamConfig {
     /// Result-size cap of one pipeline or cursor request, in approximate JSON bytes.
     pub max_result_bytes: usize,
+    /// Most SQL texts one stream may hold with `store_sql`.
+    pub max_stored_sqls: usize,
+    /// Most bytes of SQL text one stream may hold with `store_sql`, all texts together. (Each
+    /// text is also limited to the connection's SQL length limit, the guard's 1 MiB.)
+    pub max_stored_sql_bytes: usize,
 }
 
 impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            max_stored_sqls: DEFAULT_MAX_STORED_SQLS,
+            max_stored_sql_bytes: DEFAULT_MAX_STORED_SQL_BYTES,
         }
     }
 }
@@ -37,6 +48,8 @@ impl Default for StreamConfig {
 pub struct Stream {
     cfg: StreamConfig,
     sqls: HashMap<i32, String>,
+    /// Bytes of all texts in `sqls`.
+    stored_bytes: usize,
     closed: bool,
 }
 
@@ -46,6 +59,7 @@ impl Stream {
         Stream {
             cfg,
             sqls: HashMap::new(),
+            stored_bytes: 0,
             closed: false,
         }
     }
@@ -53,6 +67,11 @@ impl Stream {
     /// True once a `close` request ran: the server drops the stream and answers `baton: null`.
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// The stored SQL texts by id.
+    pub(crate) fn stored_sqls(&self) -> &HashMap<i32, String> {
+        &self.sqls
     }
 
     /// Executes one request with its own result budget. Statement failures are in-band
@@ -106,6 +125,7 @@ impl Stream {
     pub fn abandon(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         self.closed = true;
         self.sqls.clear();
+        self.stored_bytes = 0;
         rollback_if_open(conn).map(drop)
     }
 
@@ -122,6 +142,7 @@ impl Stream {
             StreamRequest::Close => {
                 self.closed = true;
                 self.sqls.clear();
+                self.stored_bytes = 0;
                 match rollback_if_open(conn) {
                     Ok(_) => Ok(StreamResponse::Close),
                     Err(e) => Err(StmtError::from(e)),
@@ -153,19 +174,13 @@ impl Stream {
                 stmt::describe(conn, sql).map(|result| StreamResponse::Describe { result })
             }
             StreamRequest::StoreSql { sql_id, sql } => {
-                if self.sqls.contains_key(&sql_id) {
-                    return Err(ProtocolError::SqlExists { sql_id });
-                }
-                if self.sqls.len() >= MAX_STORED_SQLS {
-                    return Err(ProtocolError::TooManySqls {
-                        max: MAX_STORED_SQLS,
-                    });
-                }
-                self.sqls.insert(sql_id, sql);
+                self.store_sql(conn, sql_id, sql)?;
                 Ok(StreamResponse::StoreSql)
             }
             StreamRequest::CloseSql { sql_id } => {
-                self.sqls.remove(&sql_id);
+                if let Some(sql) = self.sqls.remove(&sql_id) {
+                    self.stored_bytes -= sql.len();
+                }
                 Ok(StreamResponse::CloseSql)
             }
             StreamRequest::GetAutocommit => Ok(StreamResponse::GetAutocommit {
@@ -178,6 +193,44 @@ impl Stream {
                 error: e.to_proto(),
             },
         })
+    }
+}
+
+impl Stream {
+    /// Keeps `sql` as text `sql_id`. Errors: the id is taken; the text is longer than the
+    /// connection's SQL length limit (it could never run); the stream's count or byte cap.
+    fn store_sql(
+        &mut self,
+        conn: &Connection,
+        sql_id: i32,
+        sql: String,
+    ) -> Result<(), ProtocolError> {
+        if self.sqls.contains_key(&sql_id) {
+            return Err(ProtocolError::SqlExists { sql_id });
+        }
+        let max_len = conn
+            .limit(Limit::SQLITE_LIMIT_SQL_LENGTH)
+            .unwrap_or(i32::MAX);
+        let max_len = usize::try_from(max_len).unwrap_or(0);
+        if sql.len() > max_len {
+            return Err(ProtocolError::StoredSqlTooLong {
+                len: sql.len(),
+                max: max_len,
+            });
+        }
+        if self.sqls.len() >= self.cfg.max_stored_sqls {
+            return Err(ProtocolError::TooManySqls {
+                max: self.cfg.max_stored_sqls,
+            });
+        }
+        if self.stored_bytes + sql.len() > self.cfg.max_stored_sql_bytes {
+            return Err(ProtocolError::StoredSqlFull {
+                max: self.cfg.max_stored_sql_bytes,
+            });
+        }
+        self.stored_bytes += sql.len();
+        self.sqls.insert(sql_id, sql);
+        Ok(())
     }
 }
 

@@ -1,10 +1,11 @@
 //! The hardened SQL surface for untrusted tenant SQL, applied to a connection for one use and
 //! removed afterwards (the same connection also serves trusted tenantd code that reads the
 //! reserved `_tenantd_*` tables). While a [`Guard`] lives: an authorizer enforces
-//! [`policy`], `sqlite3_limit` values are lowered, a progress handler interrupts statements past
-//! the time budget, and `PRAGMA query_only` enforces read-only access. Connection-wide settings
+//! [`policy`], `sqlite3_limit` values are lowered, a progress handler interrupts statements once
+//! the request's time budget is spent or the request is cancelled ([`budget`]), and `PRAGMA query_only` enforces read-only access. Connection-wide settings
 //! applied once at open are checked by [`open_settings`].
 
+pub mod budget;
 mod notes;
 pub mod open_settings;
 pub mod policy;
@@ -16,10 +17,12 @@ use rusqlite::ffi;
 use rusqlite::limits::Limit;
 use rusqlite::Connection;
 
-pub(crate) use notes::{statement_started, take_budget_exceeded, take_denial};
+pub(crate) use budget::{statement_starting, take_interrupt, Interrupt};
+pub use budget::{Cancel, CancelOnDrop};
+pub(crate) use notes::take_denial;
 pub use open_settings::{apply_open_settings, expected_open_settings_ok, open_settings_problems};
 
-/// Default time budget of one statement (a `sequence` counts as one).
+/// Default time budget of one guard's tenant SQL: every statement of one HTTP request together.
 pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(5);
 
 /// How many VM instructions run between two time-budget checks.
@@ -87,7 +90,8 @@ impl SqlLimits {
 /// How tenant SQL is restricted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GuardConfig {
-    /// Wall-clock budget of one statement; past it the statement is interrupted.
+    /// Wall-clock budget of all statements run under one guard (one request), counted from
+    /// `Guard::enter`; past it the running statement is interrupted and later ones fail at once.
     pub time_budget: Duration,
     /// VM instructions between two budget checks.
     pub progress_ops: i32,
@@ -116,9 +120,6 @@ pub struct Guard<'c> {
     conn: &'c Connection,
     saved_limits: Vec<(Limit, i32)>,
     saved_query_only: Option<bool>,
-    /// Read by the progress handler through a raw pointer; must outlive the handler (it is
-    /// removed in `drop` before this box is freed).
-    budget: Box<Duration>,
     hooks_installed: bool,
 }
 
@@ -130,11 +131,21 @@ impl<'c> Guard<'c> {
         cfg: &GuardConfig,
         read_only: bool,
     ) -> Result<Self, GuardError> {
+        Self::enter_with(conn, cfg, read_only, Cancel::new())
+    }
+
+    /// Like [`Guard::enter`], and the running SQL is also interrupted once `cancel` is set (the
+    /// request's client is gone). Errors: as [`Guard::enter`].
+    pub fn enter_with(
+        conn: &'c Connection,
+        cfg: &GuardConfig,
+        read_only: bool,
+        cancel: Cancel,
+    ) -> Result<Self, GuardError> {
         let mut guard = Guard {
             conn,
             saved_limits: Vec::new(),
             saved_query_only: None,
-            budget: Box::new(cfg.time_budget),
             hooks_installed: false,
         };
         for (limit, value) in cfg.limits.pairs() {
@@ -146,19 +157,20 @@ impl<'c> Guard<'c> {
         if was_query_only != read_only {
             conn.pragma_update(None, "query_only", read_only)?;
         }
-        let budget_ptr = (&*guard.budget as *const Duration)
-            .cast_mut()
-            .cast::<c_void>();
         // SAFETY: `conn.handle()` is the live handle of a connection we borrow for 'c. The
-        // callbacks are plain functions; the progress handler's user data points into
-        // `guard.budget`, which lives until `drop` has removed both callbacks.
+        // callbacks are plain functions without user data (the budget is per thread).
         unsafe {
             let db = conn.handle();
             ffi::sqlite3_set_authorizer(db, Some(authorize), std::ptr::null_mut());
-            ffi::sqlite3_progress_handler(db, cfg.progress_ops.max(1), Some(progress), budget_ptr);
+            ffi::sqlite3_progress_handler(
+                db,
+                cfg.progress_ops.max(1),
+                Some(progress),
+                std::ptr::null_mut(),
+            );
         }
         guard.hooks_installed = true;
-        notes::statement_started(Instant::now());
+        budget::start(cfg.time_budget, cancel, Instant::now());
         Ok(guard)
     }
 
@@ -197,6 +209,7 @@ impl Drop for Guard<'_> {
             }
         }
         notes::clear();
+        budget::clear();
     }
 }
 
@@ -234,9 +247,8 @@ unsafe extern "C" fn authorize(
     }
 }
 
-/// SQLite progress handler: non-zero interrupts the running statement once over budget.
-unsafe extern "C" fn progress(user: *mut c_void) -> c_int {
-    // SAFETY: `user` points at the guard's boxed budget, alive while the handler is installed.
-    let budget = unsafe { *user.cast::<Duration>() };
-    std::panic::catch_unwind(|| notes::over_budget(budget, Instant::now())).map_or(1, c_int::from)
+/// SQLite progress handler: non-zero interrupts the running statement once the request is over
+/// budget or cancelled.
+unsafe extern "C" fn progress(_user: *mut c_void) -> c_int {
+    std::panic::catch_unwind(|| budget::should_interrupt(Instant::now())).map_or(1, c_int::from)
 }

@@ -83,6 +83,7 @@ fn cap_error_after_step_begin_is_a_step_error() {
     let conn = Connection::open_in_memory().unwrap();
     let mut s = Stream::new(StreamConfig {
         max_result_bytes: 500,
+        ..StreamConfig::default()
     });
     let batch = Batch {
         steps: vec![step(

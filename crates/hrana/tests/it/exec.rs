@@ -1,7 +1,8 @@
 //! The stream executor: every request type, argument binding, batches and their conditions,
 //! in-band errors vs protocol errors, transactions spanning requests, the result-size cap.
 
-use hrana::exec::{ProtocolError, Stream, StreamConfig, MAX_STORED_SQLS};
+use hrana::exec::{ProtocolError, Stream, StreamConfig, DEFAULT_MAX_STORED_SQLS};
+use hrana::guard::{Guard, GuardConfig, SqlLimits};
 use hrana::proto::{
     Batch, BatchCond, BatchStep, Col, DescribeParam, NamedArg, PipelineReqBody, Stmt,
     StreamRequest, StreamResponse, StreamResult, Value,
@@ -440,16 +441,72 @@ fn stored_sql_texts() {
         .unwrap_err();
     assert_eq!(err, ProtocolError::SqlNotFound { sql_id: 1 });
     assert_eq!(count(&conn, "t"), 1);
-    for id in 0..MAX_STORED_SQLS as i32 {
+    for id in 0..DEFAULT_MAX_STORED_SQLS as i32 {
         ok(s.execute(&conn, store(id, "SELECT 1")).unwrap());
     }
     let full = s.execute(&conn, store(-1, "SELECT 1")).unwrap_err();
     assert_eq!(
         full,
         ProtocolError::TooManySqls {
-            max: MAX_STORED_SQLS
+            max: DEFAULT_MAX_STORED_SQLS
         }
     );
+}
+
+#[test]
+fn regression_store_sql_accepted_a_text_over_the_sql_length_limit() {
+    let conn = mem();
+    let guard = Guard::enter(&conn, &GuardConfig::default(), false).unwrap();
+    let mut s = Stream::new(StreamConfig {
+        max_stored_sql_bytes: usize::MAX,
+        ..StreamConfig::default()
+    });
+    let limit = SqlLimits::default().sql_length as usize;
+    let text = |len: usize| format!("SELECT '{}'", "x".repeat(len - 9));
+    let err = s
+        .execute(
+            &guard,
+            StreamRequest::StoreSql {
+                sql_id: 1,
+                sql: text(7 << 20),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::StoredSqlTooLong {
+            len: 7 << 20,
+            max: limit
+        }
+    );
+    assert_eq!(err.code(), "SQL_TOO_LONG");
+    let at_limit = StreamRequest::StoreSql {
+        sql_id: 1,
+        sql: text(limit),
+    };
+    ok(s.execute(&guard, at_limit).unwrap());
+}
+
+#[test]
+fn stored_sql_is_capped_in_bytes_per_stream() {
+    let conn = mem();
+    let mut s = Stream::new(StreamConfig {
+        max_stored_sql_bytes: 100,
+        ..StreamConfig::default()
+    });
+    let store = |id: i32, len: usize| StreamRequest::StoreSql {
+        sql_id: id,
+        sql: "x".repeat(len),
+    };
+    ok(s.execute(&conn, store(1, 60)).unwrap());
+    ok(s.execute(&conn, store(2, 40)).unwrap());
+    let err = s.execute(&conn, store(3, 1)).unwrap_err();
+    assert_eq!(err, ProtocolError::StoredSqlFull { max: 100 });
+    assert_eq!(err.code(), "SQL_STORE_FULL");
+    // `close_sql` gives the bytes back.
+    ok(s.execute(&conn, StreamRequest::CloseSql { sql_id: 1 })
+        .unwrap());
+    ok(s.execute(&conn, store(3, 60)).unwrap());
 }
 
 #[test]
@@ -492,6 +549,7 @@ fn result_cap_applies_across_a_pipeline() {
     let conn = mem();
     let mut s = Stream::new(StreamConfig {
         max_result_bytes: 4_000,
+        ..StreamConfig::default()
     });
     let big = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100) SELECT x, printf('%.20c', 'y') FROM c";
     let results = s
@@ -523,6 +581,7 @@ fn returning_past_the_cap_is_undone() {
     let conn = mem();
     let mut s = Stream::new(StreamConfig {
         max_result_bytes: 1_000,
+        ..StreamConfig::default()
     });
     let insert = "INSERT INTO t(i) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 500) SELECT x FROM c RETURNING i";
     assert_err(

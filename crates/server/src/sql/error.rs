@@ -9,6 +9,7 @@
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use hrana::stream_table::TooManyStreams;
 use serde_json::json;
 
 use crate::error::{ApiError, RejectReason, RETRY_AFTER_SECS};
@@ -59,6 +60,9 @@ pub enum SqlError {
     /// A legacy (`/v1/*`, `POST /`) statement failed: HTTP 400 with the statement's error.
     #[error("{}", .0.message)]
     Statement(hrana::proto::Error),
+    /// A new stream would pass the cap on live streams of the tenant (429) or of the node (503).
+    #[error(transparent)]
+    TooManyStreams(#[from] hrana::stream_table::TooManyStreams),
     /// A protocol variant tenantd does not serve (Protobuf, WebSocket).
     #[error("{0}")]
     NotServed(&'static str),
@@ -87,6 +91,14 @@ impl SqlError {
                 StatusCode::BAD_REQUEST,
                 "sql_statement_failed",
             ),
+            SqlError::TooManyStreams(e) => match e {
+                TooManyStreams::Owner { .. } => {
+                    own("too_many_streams", StatusCode::TOO_MANY_REQUESTS)
+                }
+                TooManyStreams::Total { .. } => {
+                    own("too_many_streams", StatusCode::SERVICE_UNAVAILABLE)
+                }
+            },
             SqlError::NotServed(_) => own("not_found", StatusCode::NOT_FOUND),
         }
     }

@@ -5,8 +5,10 @@
 //! - [`config`]: addressing, guard, caps and expiry settings;
 //! - [`tenant`]: the one extractor resolving tenant + token, before any file is opened;
 //! - [`streams`]: open streams between requests (batons, held writers, idle expiry);
-//! - [`pipeline`]: `v2/pipeline`, `v3/pipeline`, `v3/cursor`;
+//! - [`pipeline`]: `v2/pipeline`, `v3/pipeline`;
+//! - [`cursor`]: `v3/cursor`, JSON lines while the batch runs;
 //! - [`legacy`]: `v1/execute`, `v1/batch`, `POST /` with `{"statements": [...]}`;
+//! - [`reader`]: read-only requests on a reader connection, not waiting for the writer;
 //! - [`probe`]: version probes, `/health`, `/version`, and the clear refusals (no trailing
 //!   slash, Protobuf, WebSocket);
 //! - [`error`]: failures and their HTTP form.
@@ -15,10 +17,12 @@
 //! that runs the executor (the guard's denial notes are thread-local; see `docs/HRANA.md`).
 
 pub mod config;
+pub mod cursor;
 pub mod error;
 pub mod legacy;
 pub mod pipeline;
 pub mod probe;
+pub mod reader;
 pub mod streams;
 pub mod tenant;
 
@@ -54,10 +58,10 @@ impl SqlState {
     /// per-process key (streams do not outlive the process).
     pub fn new(config: SqlConfig, keys: Keys) -> Self {
         SqlState {
-            config,
             keys: Arc::new(keys),
-            streams: Arc::new(Streams::new(BatonCodec::random())),
+            streams: Arc::new(Streams::new(BatonCodec::random(), config.stream_limits())),
             stop: Arc::new(Notify::new()),
+            config,
         }
     }
 }
@@ -74,7 +78,7 @@ pub fn router(sql: &SqlConfig) -> Router<AppState> {
             .route(&format!("{base}/v3"), get(probe::v3))
             .route(&format!("{base}/v2/pipeline"), post(pipeline::pipeline))
             .route(&format!("{base}/v3/pipeline"), post(pipeline::pipeline))
-            .route(&format!("{base}/v3/cursor"), post(pipeline::cursor))
+            .route(&format!("{base}/v3/cursor"), post(cursor::cursor))
             .route(&format!("{base}/v1/execute"), post(legacy::v1_execute))
             .route(&format!("{base}/v1/batch"), post(legacy::v1_batch));
     }

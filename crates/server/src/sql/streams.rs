@@ -6,7 +6,10 @@
 //! tenant's [`WriterGuard`]: other writes to that tenant (webhooks, other streams) queue behind
 //! it, as behind a held write lock. A stream idle for `stream_idle` expires: its transaction is
 //! rolled back on the writer and the writer released, so an abandoned transaction blocks its
-//! tenant for at most that long. The expiry task is owned by the server state, stops on
+//! tenant for at most that long. Live streams are capped per tenant and per node
+//! (`too_many_streams`, 429 / 503): a stream counts from its first request until it is closed,
+//! dropped or expired; a request on a new stream that ends with `close` never enters the table
+//! and does not count. The expiry task is owned by the server state, stops on
 //! [`SqlState::stop_expiry`], and once shutdown begins it expires every idle stream at once so
 //! the pool can close tenants cleanly.
 
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use hrana::baton::BatonCodec;
 use hrana::exec::{Stream, StreamConfig};
-use hrana::stream_table::StreamTable;
+use hrana::stream_table::{StreamLimits, StreamTable};
 use parking_lot::Mutex;
 use store::{TenantId, WriterGuard};
 
@@ -38,12 +41,18 @@ pub struct Streams {
 }
 
 impl Streams {
-    /// An empty registry whose batons are signed with `codec`'s key.
-    pub fn new(codec: BatonCodec) -> Self {
+    /// An empty registry whose batons are signed with `codec`'s key, holding at most `limits`
+    /// live streams.
+    pub fn new(codec: BatonCodec, limits: StreamLimits) -> Self {
         Streams {
-            table: Mutex::new(StreamTable::new()),
+            table: Mutex::new(StreamTable::with_limits(limits)),
             codec,
         }
+    }
+
+    /// Live streams of `tenant` right now.
+    pub fn of_tenant(&self, tenant: &TenantId) -> usize {
+        self.table.lock().owned_by(tenant.as_str())
     }
 
     /// Streams held right now (idle or in a request).
@@ -56,17 +65,29 @@ impl Streams {
         self.len() == 0
     }
 
-    /// Takes the stream `baton` names for one request, or a fresh unregistered stream when
-    /// there is no baton (`id` is then `None`). Errors: `BATON_INVALID` (malformed, forged,
-    /// another tenant's, unknown stream), `BATON_REUSED`, `STREAM_EXPIRED`.
+    /// Streams taken by a request right now.
+    pub fn in_use(&self) -> usize {
+        self.table.lock().in_use()
+    }
+
+    /// Takes the stream `baton` names for one request; without a baton, a fresh stream that
+    /// is registered (and counted against the caps) when `will_close` is false, and otherwise
+    /// stays out of the table (`id` is then `None`). Errors: `BATON_INVALID` (malformed,
+    /// forged, another tenant's, unknown stream), `BATON_REUSED`, `STREAM_EXPIRED`,
+    /// `too_many_streams`.
     pub fn take(
         &self,
         tenant: &TenantId,
         baton: Option<&str>,
+        will_close: bool,
         cfg: &StreamConfig,
     ) -> Result<(Option<u64>, Held), SqlError> {
         let Some(baton) = baton else {
-            return Ok((None, fresh(cfg)));
+            if will_close {
+                return Ok((None, fresh(cfg)));
+            }
+            let (id, _) = self.table.lock().reserve(tenant.as_str())?;
+            return Ok((Some(id), fresh(cfg)));
         };
         let (id, seq) = self.decode(tenant, baton)?;
         let held = self
@@ -77,7 +98,7 @@ impl Streams {
         Ok((Some(id), held))
     }
 
-    /// Like [`Streams::take`], but a new stream is registered at once, and the baton for the
+    /// Like [`Streams::take`], but a new stream is always registered, and the baton for the
     /// request after this one is returned up front (a cursor writes it before any row).
     pub fn take_registered(
         &self,
@@ -97,28 +118,22 @@ impl Streams {
                 (id, seq, held)
             }
             None => {
-                let mut table = self.table.lock();
-                let (id, seq) = table.insert(fresh(cfg), now);
-                let held = table
-                    .take(id, seq, now)
-                    .expect("a stream just inserted is idle");
-                (id, seq, held)
+                let (id, next) = self.table.lock().reserve(tenant.as_str())?;
+                (id, next.wrapping_sub(1), fresh(cfg))
             }
         };
         let next = self.codec.encode(tenant.as_str(), id, seq.wrapping_add(1));
         Ok((id, held, next))
     }
 
-    /// Keeps `held` for the next request (registering it if it is new); returns its baton.
-    pub fn put_back(&self, tenant: &TenantId, id: Option<u64>, held: Held) -> String {
-        let now = Instant::now();
-        let mut table = self.table.lock();
-        let (id, seq) = match id {
-            Some(id) => (id, table.put_back(id, held, now)),
-            None => table.insert(held, now),
-        };
-        drop(table);
-        self.codec.encode(tenant.as_str(), id, seq)
+    /// Keeps `held` (taken with stream `id`) for the next request; returns its baton, or `None`
+    /// if the stream left the table meanwhile (a bug: `held` is dropped, which rolls back).
+    pub fn put_back(&self, tenant: &TenantId, id: u64, held: Held) -> Option<String> {
+        let seq = self.table.lock().put_back(id, held, Instant::now());
+        if seq.is_none() {
+            tracing::error!(tenant = %tenant, "a stream left the table while in use");
+        }
+        seq.map(|seq| self.codec.encode(tenant.as_str(), id, seq))
     }
 
     /// Forgets a taken stream (closed, or broken by a protocol error).

@@ -10,6 +10,7 @@ mod limits;
 mod raw;
 mod signatures;
 mod sql;
+mod sql_limits;
 mod tokens;
 mod util;
 mod webhook_policy;

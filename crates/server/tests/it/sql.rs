@@ -12,13 +12,13 @@ use store::{PoolConfig, TenantId, TenantPool};
 
 use crate::util::TOKEN;
 
-type Sql = crate::util::TestServer;
+pub(crate) type Sql = crate::util::TestServer;
 
 async fn start() -> Sql {
     start_with(SqlConfig::default()).await
 }
 
-async fn start_with(cfg: SqlConfig) -> Sql {
+pub(crate) async fn start_with(cfg: SqlConfig) -> Sql {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_owned();
     let pool = TenantPool::open(PoolConfig::new(&data)).unwrap();
@@ -29,7 +29,7 @@ async fn start_with(cfg: SqlConfig) -> Sql {
 }
 
 impl Sql {
-    async fn tenant(&self, id: &str) {
+    pub(crate) async fn tenant(&self, id: &str) {
         let r = self
             .http
             .put(format!("{}/admin/tenants/{id}", self.url))
@@ -40,11 +40,11 @@ impl Sql {
         assert_eq!(r.status(), 201);
     }
 
-    fn token(&self, tenant: &str, access: Access) -> String {
+    pub(crate) fn token(&self, tenant: &str, access: Access) -> String {
         crate::tokens::mint(&self.state, tenant, access)
     }
 
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
         let mut req = self.http.post(format!("{}{path}", self.url)).json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -55,26 +55,32 @@ impl Sql {
     }
 
     /// One `v2/pipeline` request for `tenant`.
-    async fn pipe(&self, tenant: &str, token: &str, baton: Value, reqs: Value) -> (u16, Value) {
+    pub(crate) async fn pipe(
+        &self,
+        tenant: &str,
+        token: &str,
+        baton: Value,
+        reqs: Value,
+    ) -> (u16, Value) {
         let body = json!({"baton": baton, "requests": reqs});
         self.post(&format!("/t/{tenant}/v2/pipeline"), Some(token), body)
             .await
     }
 
-    fn is_open(&self, id: &str) -> bool {
+    pub(crate) fn is_open(&self, id: &str) -> bool {
         self.state.pool.is_open(&TenantId::parse(id).unwrap())
     }
 }
 
-fn exec(sql: &str) -> Value {
+pub(crate) fn exec(sql: &str) -> Value {
     json!({"type": "execute", "stmt": {"sql": sql}})
 }
 
-fn exec_args(sql: &str, args: Value) -> Value {
+pub(crate) fn exec_args(sql: &str, args: Value) -> Value {
     json!({"type": "execute", "stmt": {"sql": sql, "args": args}})
 }
 
-fn rows(result: &Value) -> &Value {
+pub(crate) fn rows(result: &Value) -> &Value {
     &result["response"]["result"]["rows"]
 }
 
@@ -525,24 +531,25 @@ async fn the_guard_is_on_for_every_request() {
             &t,
             Value::Null,
             json!([
-                exec("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c"),
                 exec("SELECT count(*) FROM _tenantd_events"),
                 exec("ATTACH DATABASE '/tmp/x.db' AS x"),
                 exec("SELECT zeroblob(20000)"),
-                exec("PRAGMA database_list")
+                exec("PRAGMA database_list"),
+                // Last: the time budget covers the whole request.
+                exec("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c"),
             ]),
         )
         .await;
     let r = &v["results"];
-    assert_eq!(r[0]["error"]["code"], "SQLITE_INTERRUPT", "{v}");
-    assert!(r[0]["error"]["message"]
+    assert_eq!(r[0]["error"]["code"], "SQLITE_AUTH", "{v}");
+    assert_eq!(r[1]["error"]["code"], "SQLITE_AUTH");
+    assert_eq!(r[2]["error"]["code"], "RESPONSE_TOO_LARGE");
+    assert_eq!(r[3]["error"]["code"], "SQLITE_AUTH");
+    assert_eq!(r[4]["error"]["code"], "SQLITE_INTERRUPT", "{v}");
+    assert!(r[4]["error"]["message"]
         .as_str()
         .unwrap()
         .contains("time budget exceeded"));
-    assert_eq!(r[1]["error"]["code"], "SQLITE_AUTH");
-    assert_eq!(r[2]["error"]["code"], "SQLITE_AUTH");
-    assert_eq!(r[3]["error"]["code"], "RESPONSE_TOO_LARGE");
-    assert_eq!(r[4]["error"]["code"], "SQLITE_AUTH");
 
     // The open-time settings the guard relies on are in force on pool connections.
     let id = TenantId::parse("acme").unwrap();
