@@ -2,12 +2,15 @@
 //! removed afterwards (the same connection also serves trusted tenantd code that reads the
 //! reserved `_tenantd_*` tables). While a [`Guard`] lives: an authorizer enforces
 //! [`policy`], `sqlite3_limit` values are lowered, a progress handler interrupts statements past
-//! the time budget, and `PRAGMA query_only` enforces read-only access. Connection-wide settings
-//! applied once at open are checked by [`open_settings`].
+//! the time budget, and `PRAGMA query_only` enforces read-only access. Outside a guard the
+//! connection carries the [`trusted`] authorizer (installed at open, restored when a guard
+//! ends), which keeps tenant triggers and views away from reserved objects. Connection-wide
+//! settings applied once at open are checked by [`open_settings`].
 
 mod notes;
 pub mod open_settings;
 pub mod policy;
+pub mod trusted;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::time::{Duration, Instant};
@@ -18,6 +21,7 @@ use rusqlite::Connection;
 
 pub(crate) use notes::{statement_started, take_budget_exceeded, take_denial};
 pub use open_settings::{apply_open_settings, expected_open_settings_ok, open_settings_problems};
+pub use trusted::install_trusted_authorizer;
 
 /// Default time budget of one statement (a `sequence` counts as one).
 pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(5);
@@ -179,11 +183,12 @@ impl std::ops::Deref for Guard<'_> {
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         if self.hooks_installed {
-            // SAFETY: same live handle as in `enter`; removing callbacks is always valid.
+            // Back to the trusted policy (never to no authorizer: trusted statements may fire
+            // tenant triggers).
+            trusted::install_trusted_authorizer(self.conn);
+            // SAFETY: same live handle as in `enter`; removing the handler is always valid.
             unsafe {
-                let db = self.conn.handle();
-                ffi::sqlite3_set_authorizer(db, None, std::ptr::null_mut());
-                ffi::sqlite3_progress_handler(db, 0, None, std::ptr::null_mut());
+                ffi::sqlite3_progress_handler(self.conn.handle(), 0, None, std::ptr::null_mut());
             }
         }
         for (limit, old) in self.saved_limits.drain(..).rev() {

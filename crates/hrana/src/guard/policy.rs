@@ -161,7 +161,11 @@ pub fn decide(code: i32, arg1: Option<&str>, arg2: Option<&str>) -> Result<(), S
 }
 
 /// The object names an action refers to (tables, indexes, triggers, views).
-fn object_names<'a>(code: i32, a1: Option<&'a str>, a2: Option<&'a str>) -> [Option<&'a str>; 2] {
+pub(crate) fn object_names<'a>(
+    code: i32,
+    a1: Option<&'a str>,
+    a2: Option<&'a str>,
+) -> [Option<&'a str>; 2] {
     match code {
         // (index or trigger, table)
         ffi::SQLITE_CREATE_INDEX

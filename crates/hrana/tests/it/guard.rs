@@ -133,6 +133,53 @@ fn views_and_triggers_cannot_launder_access() {
 }
 
 #[test]
+fn regression_dropped_guard_lets_trusted_sql_fire_tenant_triggers_unguarded() {
+    let (_dir, conn) = tenant_db();
+    tenant_sql(&conn, false, "CREATE TABLE loot(v)").unwrap();
+    tenant_sql(
+        &conn,
+        false,
+        "CREATE TRIGGER steal AFTER INSERT ON items BEGIN
+             INSERT INTO loot SELECT v FROM _tenantd_config;
+             UPDATE _tenantd_config SET v = 'pwned';
+         END",
+    )
+    .unwrap();
+    // The guard is gone; trusted code inserts into the tenant's table and fires the trigger.
+    let err = conn
+        .execute("INSERT INTO items(name) VALUES ('from tenantd')", [])
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("access to _tenantd_config.v is prohibited"),
+        "{err}"
+    );
+    // Through a view the tenant planted, too.
+    tenant_sql(
+        &conn,
+        false,
+        "CREATE VIEW peek AS SELECT v FROM _tenantd_config",
+    )
+    .unwrap();
+    let err = conn
+        .query_row("SELECT v FROM peek", [], |r| r.get::<_, String>(0))
+        .unwrap_err();
+    assert!(err.to_string().contains("prohibited"), "{err}");
+    assert_eq!(count(&conn, "loot"), 0);
+    assert_eq!(
+        reserved_rows(&conn),
+        vec![("secret".to_owned(), SECRET.to_owned())]
+    );
+    // Trusted code itself still reads and writes reserved tables, and inserts into tenant
+    // tables whose triggers keep to tenant tables.
+    tenant_sql(&conn, false, "DROP TRIGGER steal").unwrap();
+    conn.execute("INSERT INTO items(name) VALUES ('from tenantd')", [])
+        .unwrap();
+    conn.execute("UPDATE _tenantd_config SET v = v", [])
+        .unwrap();
+}
+
+#[test]
 fn restriction_is_per_use_trusted_code_reads_reserved_tables_after() {
     let (_dir, conn) = tenant_db();
     // Trusted code caches a statement on the reserved table before tenant SQL runs.
