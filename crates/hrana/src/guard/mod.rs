@@ -211,7 +211,7 @@ unsafe extern "C" fn authorize(
     code: c_int,
     arg1: *const c_char,
     arg2: *const c_char,
-    _db_name: *const c_char,
+    db_name: *const c_char,
     _accessor: *const c_char,
 ) -> c_int {
     // SAFETY: SQLite passes NUL-terminated strings or NULL, valid for this call.
@@ -225,8 +225,8 @@ unsafe extern "C" fn authorize(
                 .map_err(|_| ())
         }
     };
-    let decision = std::panic::catch_unwind(|| match (text(arg1), text(arg2)) {
-        (Ok(a1), Ok(a2)) => policy::decide(code, a1, a2),
+    let decision = std::panic::catch_unwind(|| match (text(arg1), text(arg2), text(db_name)) {
+        (Ok(a1), Ok(a2), Ok(db)) => policy::decide_in(code, a1, a2, db),
         _ => Err("object names must be valid UTF-8".to_owned()),
     });
     match decision {

@@ -66,7 +66,6 @@ fn reserved_tables_are_invisible_to_tenant_sql() {
         "CREATE INDEX i ON _tenantd_config(v)",
         "CREATE TRIGGER tr AFTER INSERT ON _tenantd_config BEGIN SELECT 1; END",
         "CREATE TABLE _tenantd_new(x)",
-        "CREATE TEMP TABLE _tenantd_config(k, v)",
         "CREATE VIEW _tenantd_v AS SELECT 1",
         "CREATE VIRTUAL TABLE _tenantd_fts USING fts5(x)",
         "PRAGMA table_info(_tenantd_config)",
@@ -513,4 +512,30 @@ fn ordinary_tenant_work_is_unaffected() {
         .len(),
         1
     );
+}
+
+#[test]
+fn regression_temp_objects_escape_the_quota_and_outlive_the_request() {
+    let (_dir, conn) = tenant_db();
+    for sql in [
+        "CREATE TEMP TABLE scratch(x)",
+        "CREATE TEMP TABLE _tenantd_config(k, v)",
+        "CREATE TEMPORARY TABLE scratch AS SELECT 1",
+        "CREATE TABLE temp.scratch(x)",
+        "CREATE TEMP VIEW v AS SELECT 1",
+        "CREATE TEMP TRIGGER tr AFTER INSERT ON items BEGIN SELECT 1; END",
+        "CREATE VIRTUAL TABLE temp.f USING fts5(x)",
+        "CREATE VIRTUAL TABLE temp.r USING rtree(id, a, b)",
+        "CREATE VIEW temp.v AS SELECT 1",
+        "CREATE TRIGGER temp.tr AFTER INSERT ON items BEGIN SELECT 1; END",
+    ] {
+        assert_err(tenant_sql(&conn, false, sql), "SQLITE_AUTH", "TEMP tables");
+    }
+    let temp_objects: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_temp_master", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(temp_objects, 0);
+    // A regular table, and its index, are still fine.
+    tenant_sql(&conn, false, "CREATE TABLE scratch(x)").unwrap();
+    tenant_sql(&conn, false, "CREATE INDEX scratch_x ON scratch(x)").unwrap();
 }
