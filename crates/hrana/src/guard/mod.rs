@@ -10,6 +10,7 @@
 mod notes;
 pub mod open_settings;
 pub mod policy;
+pub mod rename;
 pub mod trusted;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -21,6 +22,7 @@ use rusqlite::Connection;
 
 pub(crate) use notes::{statement_started, take_budget_exceeded, take_denial};
 pub use open_settings::{apply_open_settings, expected_open_settings_ok, open_settings_problems};
+pub use rename::check_renames;
 pub use trusted::install_trusted_authorizer;
 
 /// Default time budget of one statement (a `sequence` counts as one).

@@ -539,3 +539,47 @@ fn regression_temp_objects_escape_the_quota_and_outlive_the_request() {
     tenant_sql(&conn, false, "CREATE TABLE scratch(x)").unwrap();
     tenant_sql(&conn, false, "CREATE INDEX scratch_x ON scratch(x)").unwrap();
 }
+
+#[test]
+fn regression_rename_to_reserved_name_squats_it_for_good() {
+    let (_dir, conn) = tenant_db();
+    for sql in [
+        "ALTER TABLE items RENAME TO _tenantd_x",
+        "alter table ITEMS rename to _TenantD_X",
+        "ALTER TABLE main.items RENAME TO \"_tenantd_x\"",
+        "ALTER TABLE \"main\".\"items\" RENAME TO `_tenantd_x`",
+        "ALTER TABLE [items] RENAME TO [_tenantd_x]",
+        "ALTER TABLE items RENAME TO '_tenantd_x'",
+        "ALTER /* x */ TABLE items -- y\n RENAME TO _tenantd_x",
+    ] {
+        assert_err(
+            tenant_sql(&conn, false, sql),
+            "SQLITE_AUTH",
+            "reserved for tenantd",
+        );
+    }
+    // In a `sequence`, after a harmless statement, too.
+    let guard = Guard::enter(&conn, &GuardConfig::default(), false).unwrap();
+    let req = hrana::proto::StreamRequest::Sequence {
+        sql: Some("SELECT 1; ALTER TABLE items RENAME TO _tenantd_x".into()),
+        sql_id: None,
+    };
+    match stream().execute(&guard, req).unwrap() {
+        hrana::proto::StreamResult::Error { error } => {
+            assert!(error.message.contains("reserved for tenantd"), "{error:?}")
+        }
+        other => panic!("sequence renamed to a reserved name: {other:?}"),
+    }
+    drop(guard);
+    assert_eq!(items(&conn), 2, "items is still there under its name");
+    // A normal rename, and a column rename, still work.
+    tenant_sql(&conn, false, "ALTER TABLE items RENAME TO things").unwrap();
+    tenant_sql(
+        &conn,
+        false,
+        "ALTER TABLE things RENAME COLUMN name TO label",
+    )
+    .unwrap();
+    tenant_sql(&conn, false, "ALTER TABLE things RENAME TO \"items\"").unwrap();
+    assert_eq!(items(&conn), 2);
+}
