@@ -11,6 +11,7 @@ mod notes;
 pub mod open_settings;
 pub mod policy;
 pub mod rename;
+pub mod session;
 pub mod trusted;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -147,6 +148,7 @@ impl<'c> Guard<'c> {
             let old = conn.set_limit(limit, value)?;
             guard.saved_limits.push((limit, old));
         }
+        session::reset_session_pragmas(conn)?;
         let was_query_only: bool = conn.pragma_query_value(None, "query_only", |r| r.get(0))?;
         guard.saved_query_only = Some(was_query_only);
         if was_query_only != read_only {
@@ -202,6 +204,9 @@ impl Drop for Guard<'_> {
             if let Err(e) = self.conn.pragma_update(None, "query_only", old) {
                 tracing::error!(error = %e, "cannot restore query_only after tenant SQL");
             }
+        }
+        if let Err(e) = session::reset_session_pragmas(self.conn) {
+            tracing::error!(error = %e, "cannot reset foreign_keys after tenant SQL");
         }
         notes::clear();
     }

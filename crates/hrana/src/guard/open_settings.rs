@@ -1,6 +1,6 @@
 //! Connection-wide safety settings that belong at open time (the store applies them once per
 //! connection): `SQLITE_DBCONFIG_DEFENSIVE` on, `trusted_schema` off, extension loading off,
-//! and the [`super::trusted`] authorizer.
+//! the [`super::trusted`] authorizer, and `foreign_keys` at its baseline.
 //! The guard relies on them; [`expected_open_settings_ok`] lets the server assert they hold.
 
 use rusqlite::config::DbConfig;
@@ -13,6 +13,8 @@ pub fn apply_open_settings(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
     // Extension loading is off by default and rusqlite is built without `load_extension`.
     super::trusted::install_trusted_authorizer(conn);
+    // Explicit, so that what a guard restores is what every connection starts with.
+    conn.pragma_update(None, "foreign_keys", super::session::BASELINE_FOREIGN_KEYS)?;
     Ok(())
 }
 

@@ -14,7 +14,6 @@ const READ_ONLY_PRAGMAS: &[&str] = &[
     "collation_list",
     "data_version",
     "encoding",
-    "foreign_keys",
     "freelist_count",
     "function_list",
     "journal_mode",
@@ -25,6 +24,11 @@ const READ_ONLY_PRAGMAS: &[&str] = &[
     "schema_version",
     "user_version",
 ];
+
+/// Pragmas tenant SQL may read and set: they change how the tenant's own statements run, and
+/// the guard puts them back when it ends (`session.rs`), so trusted code and the next request
+/// never see the tenant's value. (`@libsql/client`'s `migrate()` sends both.)
+const SESSION_PRAGMAS: &[&str] = &["foreign_keys", "defer_foreign_keys"];
 
 /// Introspection pragmas that take an optional table/index argument (checked against the
 /// reserved prefix) and change nothing.
@@ -260,6 +264,9 @@ fn pragma(name: &str, value: Option<&str>) -> Result<(), String> {
             _ => Ok(()),
         };
     }
+    if in_list(SESSION_PRAGMAS, name) {
+        return Ok(());
+    }
     if in_list(READ_ONLY_PRAGMAS, name) {
         return match value {
             None => Ok(()),
@@ -321,10 +328,13 @@ mod tests {
         assert!(decide(ffi::SQLITE_PRAGMA, Some("table_info"), Some("t")).is_ok());
         assert!(decide(ffi::SQLITE_PRAGMA, Some("user_version"), None).is_ok());
         assert!(decide(ffi::SQLITE_PRAGMA, Some("table_list"), None).is_ok());
+        for value in [None, Some("OFF"), Some("1")] {
+            assert!(decide(ffi::SQLITE_PRAGMA, Some("foreign_keys"), value).is_ok());
+            assert!(decide(ffi::SQLITE_PRAGMA, Some("DEFER_FOREIGN_KEYS"), value).is_ok());
+        }
         for (name, value) in [
             ("user_version", Some("7")),
             ("journal_mode", Some("delete")),
-            ("foreign_keys", Some("off")),
         ] {
             let err = decide(ffi::SQLITE_PRAGMA, Some(name), value).unwrap_err();
             assert!(err.contains("read-only"), "{err}");

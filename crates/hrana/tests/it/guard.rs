@@ -280,7 +280,7 @@ fn pragmas_outside_the_allow_list_are_denied_and_change_nothing() {
     for (sql, needle) in [
         ("PRAGMA journal_mode = DELETE", "read-only"),
         ("PRAGMA user_version = 42", "read-only"),
-        ("PRAGMA foreign_keys = ON", "read-only"),
+        ("PRAGMA temp_store = MEMORY", "not allowed"),
         ("PRAGMA synchronous = OFF", "not allowed"),
         ("PRAGMA query_only = 0", "not allowed"),
         ("PRAGMA cache_size = -1000000", "not allowed"),
@@ -582,4 +582,58 @@ fn regression_rename_to_reserved_name_squats_it_for_good() {
     .unwrap();
     tenant_sql(&conn, false, "ALTER TABLE things RENAME TO \"items\"").unwrap();
     assert_eq!(items(&conn), 2);
+}
+
+fn pragma_on(conn: &Connection, name: &str) -> bool {
+    conn.pragma_query_value(None, name, |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn regression_foreign_keys_pragmas_refused_so_libsql_migrate_failed() {
+    let (_dir, conn) = tenant_db();
+    assert!(pragma_on(&conn, "foreign_keys"), "the baseline is on");
+    tenant_sql(&conn, false, "CREATE TABLE parent(id INTEGER PRIMARY KEY)").unwrap();
+    tenant_sql(
+        &conn,
+        false,
+        "CREATE TABLE child(id INTEGER PRIMARY KEY, p INTEGER REFERENCES parent(id))",
+    )
+    .unwrap();
+    {
+        // What @libsql/client's migrate() sends first and last, around its transaction.
+        let guard = Guard::enter(&conn, &GuardConfig::default(), false).unwrap();
+        let mut s = stream();
+        sql(&mut s, &guard, "PRAGMA foreign_keys=off").unwrap();
+        sql(&mut s, &guard, "PRAGMA defer_foreign_keys = ON").unwrap();
+        sql(&mut s, &guard, "INSERT INTO child VALUES (1, 42)").unwrap();
+        assert!(!pragma_on(&guard, "foreign_keys"));
+        sql(&mut s, &guard, "PRAGMA foreign_keys").unwrap();
+    }
+    // The guard put both back: trusted code and the next request see the baseline.
+    assert!(pragma_on(&conn, "foreign_keys"));
+    assert!(!pragma_on(&conn, "defer_foreign_keys"));
+    assert_err(
+        tenant_sql(&conn, false, "INSERT INTO child VALUES (2, 43)"),
+        "SQLITE_CONSTRAINT",
+        "FOREIGN KEY",
+    );
+}
+
+#[test]
+fn foreign_keys_changed_before_an_open_transaction_is_reset_when_it_ends() {
+    let (_dir, conn) = tenant_db();
+    {
+        let guard = Guard::enter(&conn, &GuardConfig::default(), false).unwrap();
+        let mut s = stream();
+        sql(&mut s, &guard, "PRAGMA foreign_keys = OFF").unwrap();
+        sql(&mut s, &guard, "BEGIN").unwrap();
+        sql(&mut s, &guard, "PRAGMA defer_foreign_keys = ON").unwrap();
+    }
+    // The stream's transaction is still open: SQLite ignores foreign_keys inside it, and the
+    // tenant's deferred checks last until it ends.
+    assert!(!pragma_on(&conn, "foreign_keys"));
+    assert!(pragma_on(&conn, "defer_foreign_keys"));
+    tenant_sql(&conn, false, "COMMIT").unwrap();
+    assert!(pragma_on(&conn, "foreign_keys"));
+    assert!(!pragma_on(&conn, "defer_foreign_keys"));
 }
