@@ -25,10 +25,13 @@ pub fn check_renames(sql: &str) -> Result<(), String> {
     let tokens = tokenize(sql);
     for stmt in tokens.split(|t| *t == Token::End) {
         if let Some(name) = table_rename_target(stmt) {
-            if is_reserved(name) {
+            // `_tenantd` itself: a virtual table's shadow tables (`<name>_data`, …) would be
+            // renamed into the reserved prefix.
+            if is_reserved(name) || is_reserved(&format!("{name}_")) {
                 return Err(format!(
-                    "`{name}` is reserved for tenantd: a table cannot be renamed to it; pick \
-                     a name that does not start with `_tenantd_`"
+                    "`{name}` is reserved for tenantd: a table cannot be renamed to it (names \
+                     starting with `_tenantd_`, and `_tenantd` itself, are tenantd's); pick \
+                     another name"
                 ));
             }
         }
@@ -146,6 +149,7 @@ mod tests {
             "ALTER TABLE t RENAME TO '_tenantd_x'",
             "ALTER/**/TABLE t -- c\n RENAME /* ; */ TO _tenantd_x",
             "SELECT ';'; ALTER TABLE t RENAME TO _tenantd_x;",
+            "ALTER TABLE fts RENAME TO _TenantD",
         ] {
             assert!(check_renames(sql).is_err(), "{sql}");
         }
@@ -155,7 +159,8 @@ mod tests {
     fn leaves_other_statements_alone() {
         for sql in [
             "ALTER TABLE t RENAME TO things",
-            "ALTER TABLE t RENAME TO \"_tenantd\"",
+            "ALTER TABLE t RENAME TO \"_tenant\"",
+            "ALTER TABLE t RENAME TO tenantd_x",
             "ALTER TABLE t RENAME COLUMN a TO _tenantd_a",
             "ALTER TABLE t RENAME a TO b",
             "ALTER TABLE t ADD COLUMN _tenantd_c",

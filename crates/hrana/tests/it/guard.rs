@@ -543,6 +543,16 @@ fn regression_temp_objects_escape_the_quota_and_outlive_the_request() {
 #[test]
 fn regression_rename_to_reserved_name_squats_it_for_good() {
     let (_dir, conn) = tenant_db();
+    tenant_sql(&conn, false, "CREATE VIRTUAL TABLE fts USING fts5(body)").unwrap();
+    assert_err(
+        tenant_sql(
+            &conn,
+            false,
+            "CREATE VIRTUAL TABLE _tenantd USING fts5(body)",
+        ),
+        "SQLITE_AUTH",
+        "`_tenantd_data` is reserved",
+    );
     for sql in [
         "ALTER TABLE items RENAME TO _tenantd_x",
         "alter table ITEMS rename to _TenantD_X",
@@ -551,6 +561,8 @@ fn regression_rename_to_reserved_name_squats_it_for_good() {
         "ALTER TABLE [items] RENAME TO [_tenantd_x]",
         "ALTER TABLE items RENAME TO '_tenantd_x'",
         "ALTER /* x */ TABLE items -- y\n RENAME TO _tenantd_x",
+        // Its shadow tables would become `_tenantd_data`, … (creating it is refused already).
+        "ALTER TABLE fts RENAME TO _tenantd",
     ] {
         assert_err(
             tenant_sql(&conn, false, sql),
