@@ -7,10 +7,10 @@
 //! ends), which keeps tenant triggers and views away from reserved objects. Connection-wide
 //! settings applied once at open are checked by [`open_settings`].
 
+pub mod names;
 mod notes;
 pub mod open_settings;
 pub mod policy;
-pub mod rename;
 pub mod session;
 pub mod trusted;
 
@@ -21,9 +21,9 @@ use rusqlite::ffi;
 use rusqlite::limits::Limit;
 use rusqlite::Connection;
 
+pub use names::check_reserved_names;
 pub(crate) use notes::{statement_started, take_budget_exceeded, take_denial};
 pub use open_settings::{apply_open_settings, expected_open_settings_ok, open_settings_problems};
-pub use rename::check_renames;
 pub use trusted::install_trusted_authorizer;
 
 /// Default time budget of one statement (a `sequence` counts as one).

@@ -649,3 +649,40 @@ fn foreign_keys_changed_before_an_open_transaction_is_reset_when_it_ends() {
     assert!(pragma_on(&conn, "foreign_keys"));
     assert!(!pragma_on(&conn, "defer_foreign_keys"));
 }
+
+#[test]
+fn regression_foreign_key_to_reserved_table_blocks_trusted_deletes() {
+    let (_dir, conn) = tenant_db();
+    for sql in [
+        "CREATE TABLE pin(k TEXT REFERENCES _tenantd_config(k))",
+        "CREATE TABLE pin(k TEXT, FOREIGN KEY (k) REFERENCES \"_TENANTD_config\" (k))",
+        "CREATE TABLE pin(k TEXT CONSTRAINT c REFERENCES [_tenantd_config])",
+        "ALTER TABLE items ADD COLUMN k TEXT REFERENCES `_tenantd_config`(k)",
+    ] {
+        assert_err(
+            tenant_sql(&conn, false, sql),
+            "SQLITE_AUTH",
+            "reserved for tenantd",
+        );
+    }
+    // Had it been created, with foreign_keys off the tenant could pin reserved rows.
+    let mut s = stream();
+    let guard = Guard::enter(&conn, &GuardConfig::default(), false).unwrap();
+    sql(&mut s, &guard, "PRAGMA foreign_keys = OFF").unwrap();
+    let _ = sql(
+        &mut s,
+        &guard,
+        "CREATE TABLE pin(k TEXT REFERENCES _tenantd_config(k))",
+    );
+    let _ = sql(&mut s, &guard, "INSERT INTO pin VALUES ('secret')");
+    drop(guard);
+    conn.execute("DELETE FROM _tenantd_config WHERE k = 'secret'", [])
+        .expect("a tenant table must not block tenantd's own deletes");
+    // References between the tenant's own tables still work.
+    tenant_sql(
+        &conn,
+        false,
+        "CREATE TABLE refs(i INTEGER REFERENCES items(id))",
+    )
+    .unwrap();
+}

@@ -1,8 +1,9 @@
-//! `ALTER TABLE t RENAME TO _tenantd_x` would let a tenant squat a reserved name (and then
-//! neither drop nor rename the table, both refused for reserved names). SQLite's authorizer sees
-//! only the old name of a rename, so this reads the statement text instead: a small tokenizer
-//! (comments, strings, identifiers quoted as "x", `x` or [x], schema-qualified names) finds
-//! `ALTER TABLE <name> RENAME TO <new>` and checks `<new>` against the reserved prefix.
+//! Reserved names in statement text that SQLite's authorizer never shows: the new name of
+//! `ALTER TABLE t RENAME TO _tenantd_x` (the tenant could then neither drop nor rename the table
+//! back, both refused for reserved names) and the parent table of a foreign key,
+//! `REFERENCES _tenantd_hooks` (with `foreign_keys` off the tenant could insert rows pinning
+//! reserved rows, and tenantd's own deletes of them would fail). A small tokenizer (comments,
+//! strings, identifiers quoted as "x", `x` or [x], schema-qualified names) reads the text.
 
 use super::policy::is_reserved;
 
@@ -19,9 +20,10 @@ enum Token {
     Other,
 }
 
-/// Refuses tenant SQL that renames a table to a reserved name: `Err(reason)` names it.
-/// Checks every statement of `sql` (a `sequence` may hold several).
-pub fn check_renames(sql: &str) -> Result<(), String> {
+/// Refuses tenant SQL that renames a table to a reserved name or declares a foreign key to a
+/// reserved table: `Err(reason)` names it. Checks every statement of `sql` (a `sequence` may
+/// hold several).
+pub fn check_reserved_names(sql: &str) -> Result<(), String> {
     let tokens = tokenize(sql);
     for stmt in tokens.split(|t| *t == Token::End) {
         if let Some(name) = table_rename_target(stmt) {
@@ -35,8 +37,23 @@ pub fn check_renames(sql: &str) -> Result<(), String> {
                 ));
             }
         }
+        if let Some(name) = referenced_tables(stmt).find(|n| is_reserved(n)) {
+            return Err(format!(
+                "`{name}` is reserved for tenantd: a foreign key cannot reference it"
+            ));
+        }
     }
     Ok(())
+}
+
+/// The parent tables named after `REFERENCES` (foreign keys cannot be schema-qualified).
+fn referenced_tables(stmt: &[Token]) -> impl Iterator<Item = &str> {
+    stmt.windows(2).filter_map(|w| match &w[1] {
+        Token::Word(name) | Token::Quoted(name) if is_word(&w[0], "REFERENCES") => {
+            Some(name.as_str())
+        }
+        _ => None,
+    })
 }
 
 fn is_word(t: &Token, kw: &str) -> bool {
@@ -139,7 +156,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_new_name_in_every_quoting() {
+    fn finds_reserved_names_in_every_quoting() {
         for sql in [
             "ALTER TABLE t RENAME TO _tenantd_x",
             "alter table t rename to _TENANTD_X",
@@ -150,8 +167,11 @@ mod tests {
             "ALTER/**/TABLE t -- c\n RENAME /* ; */ TO _tenantd_x",
             "SELECT ';'; ALTER TABLE t RENAME TO _tenantd_x;",
             "ALTER TABLE fts RENAME TO _TenantD",
+            "CREATE TABLE c(k REFERENCES _tenantd_hooks(source))",
+            "CREATE TABLE c(k, FOREIGN KEY (k) REFERENCES \"_TENANTD_hooks\")",
+            "ALTER TABLE t ADD COLUMN k REFERENCES [_tenantd_hooks]",
         ] {
-            assert!(check_renames(sql).is_err(), "{sql}");
+            assert!(check_reserved_names(sql).is_err(), "{sql}");
         }
     }
 
@@ -165,12 +185,14 @@ mod tests {
             "ALTER TABLE t RENAME a TO b",
             "ALTER TABLE t ADD COLUMN _tenantd_c",
             "SELECT 'ALTER TABLE t RENAME TO _tenantd_x'",
+            "CREATE TABLE c(k REFERENCES items(id))",
+            "SELECT 'REFERENCES _tenantd_hooks'",
             "SELECT 1 -- ALTER TABLE t RENAME TO _tenantd_x",
             "ALTER TABLE t RENAME TO \"a\"\"b\"; SELECT '_tenantd_x'",
             "ALTER TABLE t RENAME TO",
             "",
         ] {
-            assert_eq!(check_renames(sql), Ok(()), "{sql}");
+            assert_eq!(check_reserved_names(sql), Ok(()), "{sql}");
         }
     }
 
