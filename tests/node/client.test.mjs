@@ -115,6 +115,35 @@ check("an interactive transaction spans requests", async () => {
   db.close();
 });
 
+check("migrate() turns foreign keys off for its transaction, and they are back on after", async () => {
+  // migrate() sends PRAGMA foreign_keys=off/on around BEGIN..COMMIT in one pipeline request;
+  // tenantd used to refuse the pragmas, and the client's unawaited step crashed Node.
+  const db = createClient({ url, authToken: rw });
+  await db.execute("CREATE TABLE fk_parent(id INTEGER PRIMARY KEY)");
+  const results = await db.migrate([
+    "CREATE TABLE fk_child(id INTEGER PRIMARY KEY, p INTEGER REFERENCES fk_parent(id))",
+    "INSERT INTO fk_child VALUES (1, 99)", // an orphan: allowed while foreign keys are off
+  ]);
+  assert.equal(results.length, 2);
+  assert.equal(results[1].rowsAffected, 1);
+  await rejects(
+    db.execute("INSERT INTO fk_child VALUES (2, 98)"),
+    (e) => {
+      assert.ok(e instanceof LibsqlError, String(e));
+      assert.match(e.code, /SQLITE_CONSTRAINT/, `${e.code}: ${e.message}`);
+    },
+    "foreign keys are enforced again after migrate()",
+  );
+  await rejects(
+    db.migrate(["CREATE TABLE mig_half(a)", "INSERT INTO no_such_table VALUES (1)"]),
+    (e) => assert.ok(e instanceof LibsqlError, String(e)),
+    "a failing migrate()",
+  );
+  const half = await db.execute("SELECT count(*) AS c FROM sqlite_master WHERE name = 'mig_half'");
+  assert.equal(half.rows[0].c, 0, "the failed migrate() was rolled back");
+  db.close();
+});
+
 check("a read-only token reads but cannot write", async () => {
   const db = createClient({ url, authToken: ro });
   const rs = await db.execute("SELECT count(*) AS c FROM k");

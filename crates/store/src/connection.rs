@@ -4,7 +4,10 @@
 //! quota, no automatic checkpoints (the pool schedules them), no checkpoint on close and a
 //! persistent WAL (so closing is cheap: DESIGN.md §2 measured close-time checkpoints at ~44x the
 //! cost of the write), and the defensive settings untrusted tenant SQL needs (no writable schema,
-//! untrusted schema objects, no extension loading — rusqlite is built without it).
+//! untrusted schema objects, no extension loading — rusqlite is built without it), plus the
+//! trusted authorizer: tenantd's own statements run under it, so a tenant's trigger or view they
+//! fire (a migration inserting into a tenant table) cannot touch the reserved `_tenantd_*`
+//! objects (`hrana::guard::trusted`).
 //! A *clean* close re-enables checkpoint-on-close and WAL deletion, so a tenant closed that way
 //! is just its `.db` file on disk.
 
@@ -82,8 +85,7 @@ pub fn create_new(
 
 fn configure(conn: &mut Connection, cfg: &PoolConfig) -> Result<(), StoreError> {
     conn.busy_timeout(cfg.busy_timeout)?;
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
+    hrana::guard::apply_open_settings(conn)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     let mut persist = 1;
     conn.file_control(None::<&str>, FileControl::PersistWal(&mut persist))?;

