@@ -161,6 +161,18 @@ pub fn render(st: &AppState) -> String {
         load(&p.tidies),
     );
     gauge(
+        "tenantd_migration_runs_total",
+        "Times the pool ran a tenant's pending migrations (successful or not).",
+        "counter",
+        load(&p.migration_runs),
+    );
+    gauge(
+        "tenantd_migration_failures_total",
+        "Tenant migrations that failed (the tenant then answers 503 without re-running them).",
+        "counter",
+        load(&p.migration_failures),
+    );
+    gauge(
         "tenantd_sqlite_memory_bytes",
         "Bytes allocated by SQLite.",
         "gauge",

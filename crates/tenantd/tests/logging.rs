@@ -98,3 +98,32 @@ fn a_refused_request_is_logged_once_with_request_id_tenant_and_reason() {
         assert!(line.contains(part), "{part:?} missing from {line:?}");
     }
 }
+
+#[test]
+fn regression_sql_refusals_were_logged_at_debug_only() {
+    // At `info`, a 401 on a SQL route must be logged (401/403 are info, like the other routes).
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, rx) = serve(data.path(), "info");
+    let start = lines_until(&rx, "tenantd serving").join("\n");
+    let addr = start
+        .split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the start-up line names the address")
+        .to_owned();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(
+        b"POST /t/acme/v2/pipeline HTTP/1.1\r\nHost: x\r\nx-request-id: rid-sql\r\n\
+          Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+    let line = lines_until(&rx, "rid-sql").pop().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for part in ["status=401", "unauthorized", "INFO"] {
+        assert!(line.contains(part), "{part:?} missing from {line:?}");
+    }
+}

@@ -123,11 +123,11 @@ impl IntoResponse for SqlError {
         let (code, status, reason) = self.parts();
         let message = match &self {
             SqlError::Api(ApiError::Internal(detail)) => {
-                tracing::error!(code, detail = %detail, "SQL request failed");
+                crate::error::log_reject(status, &code, detail);
                 "internal error".to_owned()
             }
             other => {
-                tracing::debug!(code, message = %other, "SQL request rejected");
+                crate::error::log_reject(status, &code, other);
                 other.to_string()
             }
         };

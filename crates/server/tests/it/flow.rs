@@ -199,5 +199,14 @@ async fn a_tenant_whose_migration_fails_is_503_not_served_on_an_old_schema() {
         crate::util::error_code(r).await,
         (503, "migration_failed".into())
     );
+    // Both tenants were migrated once (one failed); a second request does not re-run it.
+    let r = srv.post_hook("bad", "s", "y").await;
+    assert_eq!(r.status(), 503);
+    let metrics = srv.metrics_text().await;
+    assert!(
+        metrics.contains("tenantd_migration_runs_total 2\n")
+            && metrics.contains("tenantd_migration_failures_total 1\n"),
+        "{metrics}"
+    );
     srv.stop().await;
 }
