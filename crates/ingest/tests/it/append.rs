@@ -150,6 +150,19 @@ async fn interval_mode_syncs_within_the_interval() {
 }
 
 #[tokio::test]
+async fn interval_mode_syncs_while_appends_keep_coming() {
+    let d = tempfile::tempdir().unwrap();
+    let (log, _) = open(d.path(), SyncMode::Interval(Duration::from_millis(20)), BIG);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    while log.stats().durable_lsn == 0 {
+        assert!(Instant::now() < deadline, "never synced: {:?}", log.stats());
+        log.append(&rec(i)).await.unwrap();
+        i += 1;
+    }
+}
+
+#[tokio::test]
 async fn appends_after_close_fail_closed_and_close_twice_is_fine() {
     let d = tempfile::tempdir().unwrap();
     let (log, _) = open(d.path(), SyncMode::EveryBatch, BIG);

@@ -56,6 +56,13 @@ async fn torn_tail_at_every_offset_of_the_last_two_records_replays_the_intact_pr
     let ends = write_log(d.path(), &records, BIG).await;
     let bytes = fs::read(segment_path(d.path(), 1)).unwrap();
     assert_eq!(bytes.len() as u64, ends[5]);
+    // The writer's frames are byte for byte what `to_frame` makes for their LSNs.
+    let framed: Vec<u8> = records
+        .iter()
+        .zip(1..)
+        .flat_map(|(r, lsn)| r.to_frame(lsn))
+        .collect();
+    assert_eq!(bytes, framed);
     for cut in ends[3]..=ends[5] {
         let intact = ends.iter().filter(|&&e| e <= cut).count();
         let good_end = if intact == 0 { 0 } else { ends[intact - 1] };
