@@ -1,19 +1,9 @@
 //! The command line as the binary sees it: `tenantd capacity …` parsed by clap with the same
 //! wiring as crates/tenantd, then rendered without printing.
 
-use capacity::cli::{output, CapacityCmd, Output};
-use clap::Parser;
+mod common;
 
-#[derive(Parser)]
-enum Cmd {
-    Capacity(CapacityCmd),
-}
-
-fn run(args: &[&str]) -> anyhow::Result<Output> {
-    let argv = ["tenantd", "capacity"].iter().chain(args);
-    let Cmd::Capacity(cmd) = Cmd::try_parse_from(argv)?;
-    output(&cmd)
-}
+use common::run;
 
 fn stdout(args: &[&str]) -> String {
     run(args).unwrap().stdout

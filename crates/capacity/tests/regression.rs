@@ -1,20 +1,12 @@
 //! Regression tests, one per defect found in `tenantd capacity` (issue 7, items 18 and 19),
 //! each named after the defect it pins.
 
-use capacity::cli::{output, CapacityCmd, Output};
 use capacity::{builtin, load, Profile};
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
-#[derive(Parser)]
-enum Cmd {
-    Capacity(CapacityCmd),
-}
+mod common;
 
-fn run(args: &[&str]) -> anyhow::Result<Output> {
-    let argv = ["tenantd", "capacity"].iter().chain(args);
-    let Cmd::Capacity(cmd) = Cmd::try_parse_from(argv)?;
-    output(&cmd)
-}
+use common::{run, Cmd};
 
 fn error(args: &[&str]) -> String {
     match run(args) {
