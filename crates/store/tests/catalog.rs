@@ -48,6 +48,13 @@ fn delivery(source: &str, id: &str, event_id: i64, at: i64) -> NewDelivery {
 }
 
 #[test]
+fn the_handle_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<Catalog>();
+    shared::<CatalogError>();
+}
+
+#[test]
 fn tenant_rows_round_trip_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let cat = open(dir.path());

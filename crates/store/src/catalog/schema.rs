@@ -38,7 +38,7 @@ const TABLES: &str = "
         PRIMARY KEY (tenant, source, delivery_id)) STRICT, WITHOUT ROWID;
     CREATE INDEX deliveries_age ON deliveries(received_at_ms);";
 
-/// Applies the connection settings: exclusive locking (the WAL index lives in heap memory, no
+/// Applies the connection settings: no busy wait, exclusive locking (the WAL index lives in heap memory, no
 /// `-shm` file, and a second opener is refused), WAL, `synchronous` per `durability`, a page
 /// cache of `cache_kib`, no memory mapping. Errors: as [`CatalogError::from_sqlite`].
 pub fn configure(
@@ -48,6 +48,8 @@ pub fn configure(
     cache_kib: u32,
 ) -> Result<(), CatalogError> {
     let fail = |e| CatalogError::from_sqlite(path, e);
+    // The node's only connection never waits for a lock: busy means another process.
+    conn.busy_timeout(std::time::Duration::ZERO).map_err(fail)?;
     conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
         .map_err(fail)?;
     let mode: String = conn
