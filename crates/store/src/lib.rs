@@ -12,9 +12,12 @@
 //! - [`policy`]: a tenant's webhook policy (which unsigned deliveries it accepts);
 //! - [`token_epoch`]: the tenant's token epoch (tokens die with their tenant, revocation);
 //! - [`inspect`]: a tenant's summary read outside the pool (no migration, not counted as open);
+//! - [`catalog`]: the node catalog (`<data>/catalog.db`): what the ingest path needs to know
+//!   about every tenant without opening its file, and the delivery-id dedupe window;
 //! - [`stats`], [`sys`]: pool metrics; fd limit, SQLite heap limit, heap trimming.
 #![deny(missing_docs)]
 
+pub mod catalog;
 pub mod config;
 pub mod connection;
 pub mod error;
