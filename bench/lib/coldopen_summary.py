@@ -46,7 +46,8 @@ rows = {}
 for st in storages:
     for r in load(f"{out}/{st}-variants.json")["summary"]:
         rows.setdefault((r["variant"], r["mode"]), {})[st] = r
-    bun = [json.loads(l) for l in open(f"{out}/{st}-bun.jsonl") if l.strip()]
+    bun_file = f"{out}/{st}-bun.jsonl"
+    bun = [json.loads(l) for l in open(bun_file) if l.strip()] if os.path.exists(bun_file) else []
     if bun:
         cpu = [b["cpu_us"] for b in bun]
         rows[("bun (seed on Bun)", "normal")] = rows.get(("bun (seed on Bun)", "normal"), {})
