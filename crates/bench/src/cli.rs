@@ -3,16 +3,23 @@
 
 use std::path::PathBuf;
 
+use store::Durability;
+
+use crate::coldopen::{self, ColdOpen};
+use crate::coldopen_report as report;
+use crate::coldopen_variants::{self as variants, Variant};
 use crate::names::{NameSet, DEFAULT_PREFIX, DEFAULT_WIDTH};
 use crate::provision::{self, Provision};
 use crate::template::Layout;
 
 /// What `tenantd bench` does today, shown under its help: it prepares data, it measures nothing.
 const AFTER_HELP: &str = "\
-`tenantd bench` only prepares tenant files. The measurements are scripts in bench/ that drive \
-a running server with wrk: bench/run.sh (webhook ingest, tenantd vs the Bun seed) and \
-bench/sql.sh (SQL point reads and writes through /v2/pipeline). Each refuses a run whose \
-acknowledged writes are not all in the tenant files afterwards. See docs/BENCHMARKS.md.";
+`tenantd bench` only prepares tenant files, and measures one thing in-process: `cold-open`, \
+the CPU cost of opening a tenant, inserting one event and closing it. The server measurements \
+are scripts in bench/ that drive a running server with wrk: bench/run.sh (webhook ingest, \
+tenantd vs the Bun seed) and bench/sql.sh (SQL point reads and writes through /v2/pipeline). \
+Each refuses a run whose acknowledged writes are not all in the tenant files afterwards. See \
+docs/BENCHMARKS.md.";
 
 /// Arguments of `tenantd bench`.
 #[derive(Debug, clap::Args)]
@@ -26,6 +33,78 @@ pub struct BenchCmd {
 enum BenchSub {
     /// Pre-create N tenant files fast (copies of one template), for load runs.
     Provision(ProvisionArgs),
+    /// CPU per cold tenant (open + one insert + close), per variant of the open.
+    ColdOpen(ColdOpenArgs),
+}
+
+/// Flags of `tenantd bench cold-open`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ColdOpenArgs {
+    /// Scratch directory (a fresh subdirectory of provisioned files per run, removed after).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Tenants per run, each opened once.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub count: u64,
+    /// Variant to run (repeatable; default: all).
+    #[arg(long, value_enum)]
+    pub variant: Vec<Variant>,
+    /// Durability mode (repeatable; default: fsync and crash).
+    #[arg(long)]
+    pub durability: Vec<Durability>,
+    /// Runs of each variant and mode.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub repeat: u32,
+    /// Other tenants kept open during the loop.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub hold: u64,
+    /// DIR already holds the tenant files (`tenantd bench provision`, the variant's layout):
+    /// use them as they are, for one variant, one mode, one run (for strace/perf).
+    #[arg(long)]
+    pub prepared: bool,
+    /// Also write the samples and summary as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+impl ColdOpenArgs {
+    /// Validates the flags; errors name the bad flag.
+    pub fn resolve(self) -> anyhow::Result<ColdOpen> {
+        let variants = if self.variant.is_empty() {
+            variants::ALL.to_vec()
+        } else {
+            self.variant
+        };
+        let modes = if self.durability.is_empty() {
+            vec![Durability::Fsync, Durability::Crash]
+        } else {
+            self.durability
+        };
+        if self.count == 0 || self.repeat == 0 {
+            anyhow::bail!("--count and --repeat must be at least 1");
+        }
+        if self.prepared {
+            let one_mode = modes.len() == 1 || variants.iter().all(|v| !v.uses_durability());
+            if variants.len() != 1 || !one_mode || self.repeat != 1 {
+                anyhow::bail!("--prepared runs one --variant in one --durability with --repeat 1");
+            }
+            if variants[0].needs_prepass() {
+                anyhow::bail!(
+                    "--prepared cannot run {}: it prepares its own files",
+                    variants[0].as_str()
+                );
+            }
+        }
+        Ok(ColdOpen {
+            dir: self.dir,
+            count: self.count,
+            variants,
+            modes,
+            repeat: self.repeat,
+            hold: self.hold,
+            prepared: self.prepared,
+        })
+    }
 }
 
 /// Flags of `tenantd bench provision`.
@@ -85,6 +164,21 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        BenchSub::ColdOpen(args) => {
+            let b = args.clone().resolve()?;
+            let samples = coldopen::run(&b, |s| println!("{}", report::sample_line(s)))?;
+            let rows = report::summarize(&samples);
+            println!(
+                "\n{} tenants per run, {} other tenants held open",
+                b.count, b.hold
+            );
+            print!("{}", report::table(&rows));
+            if let Some(path) = &args.json {
+                std::fs::write(path, report::json(&b, &samples, &rows))
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -104,6 +198,7 @@ mod tests {
         argv.extend_from_slice(args);
         match Top::try_parse_from(argv).unwrap().cmd {
             BenchSub::Provision(a) => a,
+            BenchSub::ColdOpen(_) => panic!("not a provision command"),
         }
     }
 

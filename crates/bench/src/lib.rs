@@ -4,6 +4,8 @@
 //! - [`template`]: one template tenant file per layout (tenantd's schema, or the baseline's
 //!   plain WAL file);
 //! - [`provision`]: copies the template to every tenant's path, fast, for load runs;
+//! - [`coldopen`], [`coldopen_variants`], [`coldopen_report`]: `tenantd bench cold-open`, the
+//!   cost of one cold tenant (open + insert + close) per variant of the open;
 //! - [`cli`]: `tenantd bench …`.
 //!
 //! The load runs themselves are driven by the scripts in `bench/` (wrk + bash); see
@@ -11,6 +13,9 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod coldopen;
+pub mod coldopen_report;
+pub mod coldopen_variants;
 pub mod names;
 pub mod provision;
 pub mod template;
