@@ -127,14 +127,7 @@ impl Inner {
                     Some(Entry::Deleting) => return Err(StoreError::NotFound),
                     Some(Entry::Closing(rx)) => Step::AwaitClose(rx.clone()),
                     None if checked_file => match self.open_slot(&mut map, id) {
-                        Some(lease) => {
-                            if waiting.is_some() {
-                                // Several places may have been freed for one wake-up: let the
-                                // next waiter look too.
-                                self.slot_freed.notify_one();
-                            }
-                            return Ok(lease);
-                        }
+                        Some(lease) => return Ok(lease),
                         None => Step::Full,
                     },
                     None => Step::CheckFile,
@@ -318,7 +311,7 @@ enum Step {
 
 /// One request waiting for a place in the pool: counted in the gauge while it lives.
 struct Waiting<'a> {
-    stats: &'a crate::stats::PoolStats,
+    inner: &'a Inner,
     deadline: Instant,
 }
 
@@ -327,15 +320,21 @@ impl<'a> Waiting<'a> {
         inner.stats.open_waits.fetch_add(1, Ordering::Relaxed);
         inner.stats.open_waiting.fetch_add(1, Ordering::Relaxed);
         Waiting {
-            stats: &inner.stats,
+            inner,
             deadline: Instant::now() + inner.cfg.open_wait,
         }
     }
 }
 
 impl Drop for Waiting<'_> {
+    /// Passes the wake-up on, however the wait ended: places freed while no waiter was
+    /// registered leave a single stored wake-up, so the next waiter must look again.
     fn drop(&mut self) {
-        self.stats.open_waiting.fetch_sub(1, Ordering::Relaxed);
+        self.inner
+            .stats
+            .open_waiting
+            .fetch_sub(1, Ordering::Relaxed);
+        self.inner.slot_freed.notify_one();
     }
 }
 
