@@ -24,7 +24,7 @@ for wl in $WORKLOADS; do
     c0=$(awk '{print $14+$15}' /proc/$PID/stat)
     taskset -c "$WRK_CPU" wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/bench/wrk/ingest.lua" "http://127.0.0.1:$PORT" -- "$T" "$dist" 1.1 >"$OUT/$dist$T-cap$cap.wrk"
     c1=$(awk '{print $14+$15}' /proc/$PID/stat); hwm=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
-    curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^tenantd_(tenant_opens_total|evictions_total|sqlite_memory_bytes|open_tenants|rejects_total)[ {]' >"$OUT/$dist$T-cap$cap.metrics"
+    curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^tenantd_(tenant_opens_total|evictions_total|open_waits_total|sqlite_memory_bytes|open_tenants|rejects_total)[ {]' >"$OUT/$dist$T-cap$cap.metrics"
     kill $PID; wait $PID 2>/dev/null || true; PID=
     python3 - "$OUT/$dist$T-cap$cap" "$dist" "$T" "$cap" "$(( c1 - c0 ))" "$HZ" "$hwm" <<'PY' | tee -a "$OUT/maxopen.txt"
 import json, sys
@@ -37,6 +37,7 @@ rejects = ", ".join(k.split('"')[1] + " " + v for k, v in m.items() if k.startsw
 print(f"{dist} T={T} max_open={cap}: {w['rps']:.0f} req/s ({(n - bad) / w['duration_s']:.0f} 2xx/s, {bad} non-2xx, {w['err_timeout']} timeouts)  "
       f"p50 {w['lat_p50_ms']:.2f} ms  p99 {w['lat_p99_ms']:.2f} ms  "
       f"cold opens {int(m['tenantd_tenant_opens_total']) / n:.0%} of requests  evictions {int(m['tenantd_evictions_total'])}  "
+      f"waited for a place {m.get('tenantd_open_waits_total', 'n/a')}  "
       f"rejects [{rejects}]  server CPU {1e6 * int(ticks) / int(hz) / n:.0f} us/req  "
       f"peak RSS {int(hwm) / 1024:.0f} MiB  SQLite heap {int(m['tenantd_sqlite_memory_bytes']) / 2**20:.0f} MiB with {m['tenantd_open_tenants']} open")
 PY
