@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::slot::{CloseMode, Entry, Slot, Wait};
+use super::place::Wait;
+use super::slot::{CloseMode, Entry, Slot};
 use super::WriterGuard;
 use super::{run_blocking, Inner, TenantPool};
 use crate::connection;

@@ -13,6 +13,7 @@
 //! stops it, and it ends by itself when every handle is dropped. Files:
 //! - `slot`: the registry (map of tenant → slot state) and the slot state machine, leases;
 //! - `eviction`: the LRU victim and the tidy queue for fast-closed tenants;
+//! - `place`: waiting for a place when every open tenant is in use (`open_wait`);
 //! - `maintenance`: the maintenance pass, the background loop, WAL checkpoints;
 //! - `writer`: [`WriterGuard`] and opening (and migrating) a tenant's writer;
 //! - `reader`: the per-tenant reader cap and running work on a reader;
@@ -25,6 +26,7 @@
 mod eviction;
 mod files;
 mod maintenance;
+mod place;
 mod reader;
 mod slot;
 mod writer;
@@ -48,7 +50,8 @@ use crate::stats::PoolStats;
 use crate::sys;
 
 use eviction::TidyQueue;
-use slot::{CloseMode, Entry, Wait};
+use place::Wait;
+use slot::{CloseMode, Entry};
 pub use writer::{classify_full, WriterGuard};
 
 /// Background WAL checkpoints running at once at most.

@@ -17,6 +17,7 @@ use rusqlite::Connection;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
+use super::place::{Wait, Waiting};
 use super::{Inner, TenantPool};
 use crate::connection;
 use crate::error::StoreError;
@@ -293,49 +294,11 @@ impl TenantPool {
     }
 }
 
-/// Whether a lease of a closed tenant waits for a place when every open tenant is in use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Wait {
-    /// Up to `open_wait` (requests).
-    ForPlace,
-    /// Not at all (background work, which tries again later).
-    No,
-}
-
 /// What `lease` does next after looking at the map.
 enum Step {
     AwaitClose(watch::Receiver<()>),
     CheckFile,
     Full,
-}
-
-/// One request waiting for a place in the pool: counted in the gauge while it lives.
-struct Waiting<'a> {
-    inner: &'a Inner,
-    deadline: Instant,
-}
-
-impl<'a> Waiting<'a> {
-    fn start(inner: &'a Inner) -> Self {
-        inner.stats.open_waits.fetch_add(1, Ordering::Relaxed);
-        inner.stats.open_waiting.fetch_add(1, Ordering::Relaxed);
-        Waiting {
-            inner,
-            deadline: Instant::now() + inner.cfg.open_wait,
-        }
-    }
-}
-
-impl Drop for Waiting<'_> {
-    /// Passes the wake-up on, however the wait ended: places freed while no waiter was
-    /// registered leave a single stored wake-up, so the next waiter must look again.
-    fn drop(&mut self) {
-        self.inner
-            .stats
-            .open_waiting
-            .fetch_sub(1, Ordering::Relaxed);
-        self.inner.slot_freed.notify_one();
-    }
 }
 
 /// Waits until a closing tenant's connections are closed.
