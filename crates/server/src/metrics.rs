@@ -143,6 +143,18 @@ pub fn render(st: &AppState) -> String {
         load(&p.evictions),
     );
     gauge(
+        "tenantd_open_waits_total",
+        "Requests that waited for a place because every open tenant was in use (max_open).",
+        "counter",
+        load(&p.open_waits),
+    );
+    gauge(
+        "tenantd_open_waiting",
+        "Requests waiting right now for a place in the pool (max_open).",
+        "gauge",
+        p.open_waiting.load(Ordering::Relaxed) as u64,
+    );
+    gauge(
         "tenantd_idle_closes_total",
         "Tenants closed after the idle TTL.",
         "counter",

@@ -54,6 +54,9 @@ pub const DEFAULT_WAL_CHECKPOINT_PAGES: u32 = 1000;
 pub const DEFAULT_MAX_QUEUED_WRITES: usize = 64;
 /// Default global SQLite soft heap limit, bytes.
 pub const DEFAULT_SQLITE_HEAP_LIMIT: u64 = 256 << 20;
+/// Default time a request for a closed tenant waits for a free place in the pool when every
+/// open tenant is in use (past it: `PoolExhausted`, a 503 with `Retry-After`).
+pub const DEFAULT_OPEN_WAIT: Duration = Duration::from_secs(2);
 /// Default number of reader connections per open tenant (open at once, and kept when idle).
 pub const DEFAULT_READERS_PER_TENANT: usize = 2;
 
@@ -66,8 +69,11 @@ pub struct PoolConfig {
     pub durability: Durability,
     /// Close a tenant after this long without requests; zero closes after every request.
     pub idle_ttl: Duration,
-    /// Most tenants open at once; the least recently used idle one is evicted past it.
+    /// Most tenants open at once; the least recently used idle one is evicted past it. When every
+    /// open tenant is in use, a request for another waits (no thread) up to `open_wait`.
     pub max_open: usize,
+    /// How long a request for a closed tenant waits for a place when all `max_open` are in use.
+    pub open_wait: Duration,
     /// Page cache per connection, KiB.
     pub cache_kib: u32,
     /// Per-tenant database size quota, bytes (enforced with `max_page_count`).
@@ -98,6 +104,7 @@ impl PoolConfig {
             durability: Durability::Fsync,
             idle_ttl: DEFAULT_IDLE_TTL,
             max_open: DEFAULT_MAX_OPEN,
+            open_wait: DEFAULT_OPEN_WAIT,
             cache_kib: DEFAULT_CACHE_KIB,
             quota_bytes: DEFAULT_QUOTA_BYTES,
             wal_checkpoint_pages: DEFAULT_WAL_CHECKPOINT_PAGES,

@@ -24,8 +24,12 @@ pub struct PoolStats {
     pub tidies: AtomicU64,
     /// Writes refused because the tenant's write queue was full.
     pub rejected_queue_full: AtomicU64,
-    /// Opens refused because every open tenant was in use.
+    /// Opens refused because every open tenant stayed in use for `open_wait`.
     pub rejected_pool_exhausted: AtomicU64,
+    /// Requests that had to wait for a place in the pool (every open tenant was in use).
+    pub open_waits: AtomicU64,
+    /// Gauge: requests waiting for a place in the pool right now.
+    pub open_waiting: AtomicUsize,
     /// Times the pool ran a tenant's pending migrations (successful or not).
     pub migration_runs: AtomicU64,
     /// Tenants whose migration failed (each is then refused until the migrations change).

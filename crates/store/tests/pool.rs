@@ -672,3 +672,160 @@ async fn regression_cancelled_queued_write_leaks_its_queue_place() {
     // Had the place leaked, this tenant would refuse every write with QueueFull from now on.
     assert_eq!(insert(&pool, &id, b"y").await.unwrap(), 1);
 }
+
+/// Lets every spawned task run until it waits (the test runtime has one thread).
+async fn let_others_run() {
+    for _ in 0..16 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Issue 8 item 7: with `max_open` below the requests in flight, a request for a closed tenant
+/// that found every open tenant in use failed at once (`PoolExhausted`, a 503 to the client),
+/// so at 16 open for 64 connections a third of the webhooks were refused. Such a request now
+/// waits for a place: it is served, and each waiting tenant is opened exactly once.
+#[tokio::test]
+async fn regression_max_open_below_concurrency_thrashes() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| c.max_open = 2);
+    let ids: Vec<TenantId> = (0..6).map(|i| t(&format!("t{i}"))).collect();
+    for id in &ids {
+        pool.create(id, events::init_schema).await.unwrap();
+    }
+    // Two requests in flight hold both places (a transaction spanning requests does the same).
+    let held: Vec<_> = hold_writers(&pool, &ids[..2]).await;
+    let waiting: Vec<_> = ids[2..]
+        .iter()
+        .map(|id| {
+            let (pool, id) = (pool.clone(), id.clone());
+            tokio::spawn(async move { insert(&pool, &id, b"late").await })
+        })
+        .collect();
+    let_others_run().await;
+    assert!(
+        waiting.iter().all(|h| !h.is_finished()),
+        "a request for a closed tenant did not wait for a place"
+    );
+    drop(held);
+    for h in waiting {
+        h.await.unwrap().expect("a waiting request was refused");
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.rejected_pool_exhausted.load(Relaxed), 0);
+    assert_eq!(stats.tenants_opened.load(Relaxed), 6, "one open per tenant");
+    assert_eq!(
+        stats.evictions.load(Relaxed),
+        4,
+        "one eviction per new tenant"
+    );
+    assert!(stats.open() <= 2);
+    for id in &ids[2..] {
+        assert_eq!(count(&pool, id).await, 1);
+    }
+}
+
+/// Takes the writer of each tenant in `ids` and keeps them.
+async fn hold_writers(pool: &TenantPool, ids: &[TenantId]) -> Vec<store::WriterGuard> {
+    let mut guards = Vec::new();
+    for id in ids {
+        guards.push(pool.writer(id).await.unwrap());
+    }
+    guards
+}
+
+#[tokio::test]
+async fn a_request_waits_for_a_place_at_most_open_wait_then_is_refused() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| {
+        c.max_open = 1;
+        c.open_wait = Duration::from_millis(20);
+    });
+    let (a, b) = (t("a"), t("b"));
+    for id in [&a, &b] {
+        pool.create(id, events::init_schema).await.unwrap();
+    }
+    let held = hold_writers(&pool, std::slice::from_ref(&a)).await;
+    let err = insert(&pool, &b, b"x").await.unwrap_err();
+    assert!(matches!(err, StoreError::PoolExhausted), "{err:?}");
+    let stats = pool.stats();
+    assert_eq!(stats.rejected_pool_exhausted.load(Relaxed), 1);
+    assert_eq!(stats.open_waits.load(Relaxed), 1);
+    assert_eq!(
+        stats.open_waiting.load(Relaxed),
+        0,
+        "the waiter is no longer counted"
+    );
+    assert!(
+        pool.is_open(&a) && !pool.is_open(&b),
+        "nothing was evicted in use"
+    );
+    drop(held);
+    insert(&pool, &b, b"x").await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_wakes_requests_waiting_for_a_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| {
+        c.max_open = 1;
+        c.open_wait = Duration::from_secs(3600);
+    });
+    let (a, b) = (t("a"), t("b"));
+    for id in [&a, &b] {
+        pool.create(id, events::init_schema).await.unwrap();
+    }
+    let held = hold_writers(&pool, std::slice::from_ref(&a)).await;
+    let waiter = {
+        let (pool, b) = (pool.clone(), b.clone());
+        tokio::spawn(async move { insert(&pool, &b, b"x").await })
+    };
+    let_others_run().await;
+    assert!(!waiter.is_finished());
+    let stopping = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.shutdown(Duration::from_secs(5)).await })
+    };
+    let err = waiter.await.unwrap().unwrap_err();
+    assert!(matches!(err, StoreError::ShuttingDown), "{err:?}");
+    drop(held);
+    stopping.await.unwrap();
+}
+
+/// Many more requests in flight than places: every one is served (waiting allowed), and the
+/// cap holds throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_open_below_concurrency_serves_every_request() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |c| {
+        c.max_open = 3;
+        c.open_wait = Duration::from_secs(60);
+    });
+    let ids: Vec<TenantId> = (0..12).map(|i| t(&format!("t{i}"))).collect();
+    for id in &ids {
+        pool.create(id, events::init_schema).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..24)
+        .map(|k| {
+            let (pool, ids) = (pool.clone(), ids.clone());
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    insert(&pool, &ids[(k * 7 + i * 5) % ids.len()], b"x").await?;
+                    assert!(pool.stats().open() <= 3, "cap exceeded");
+                }
+                Ok::<(), StoreError>(())
+            })
+        })
+        .collect();
+    for h in tasks {
+        h.await.unwrap().expect("a request was refused");
+    }
+    assert_eq!(pool.stats().rejected_pool_exhausted.load(Relaxed), 0);
+    let mut total = 0;
+    for id in &ids {
+        total += count(&pool, id).await;
+    }
+    assert_eq!(total, 240);
+}

@@ -104,6 +104,7 @@ pub struct FileConfig {
     idle_ttl: Option<String>,
     durability: Option<Durability>,
     max_open: Option<usize>,
+    open_wait: Option<String>,
     max_in_flight: Option<usize>,
     blocking_threads: Option<usize>,
     max_queued_writes: Option<usize>,
@@ -183,6 +184,9 @@ impl Settings {
         }
         if let Some(v) = args.max_open.or(file.max_open) {
             pool.max_open = positive("max_open", v)?;
+        }
+        if let Some(v) = file.open_wait.as_deref() {
+            pool.open_wait = parse_duration("open_wait", v)?;
         }
         if let Some(v) = args.max_queued_writes.or(file.max_queued_writes) {
             pool.max_queued_writes = positive("max_queued_writes", v)?;
@@ -535,6 +539,18 @@ mod tests {
         let ok = Settings::resolve(&body("1KiB"), &FileConfig::default(), None).unwrap();
         assert_eq!(ok.http.max_body_bytes, 1024);
         assert_eq!(parse_bytes("quota", "3KB").unwrap(), 3000);
+    }
+
+    #[test]
+    fn open_wait_resolves_from_the_file() {
+        let s = Settings::resolve(&ServeArgs::default(), &FileConfig::default(), None).unwrap();
+        assert_eq!(s.pool.open_wait, store::config::DEFAULT_OPEN_WAIT);
+        let file: FileConfig = toml::from_str("open_wait = \"250ms\"").unwrap();
+        let s = Settings::resolve(&ServeArgs::default(), &file, None).unwrap();
+        assert_eq!(s.pool.open_wait, Duration::from_millis(250));
+        let file: FileConfig = toml::from_str("open_wait = \"later\"").unwrap();
+        let err = Settings::resolve(&ServeArgs::default(), &file, None).unwrap_err();
+        assert!(format!("{err:#}").contains("open_wait"), "{err:#}");
     }
 
     #[test]

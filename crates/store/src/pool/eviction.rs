@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::place::Wait;
 use super::slot::{CloseMode, Entry, Slot};
+use super::WriterGuard;
 use super::{run_blocking, Inner, TenantPool};
 use crate::connection;
 use crate::error::StoreError;
@@ -69,7 +71,13 @@ impl TenantPool {
             if self.is_open(&id) {
                 continue; // its idle close will be clean
             }
-            let guard = match self.writer(&id).await {
+            // Never waits for a place: the pool is half empty, and a later pass tries again.
+            let lease = self.inner.lease(&id, Wait::No).await;
+            let guard = match lease.map(WriterGuard::acquire) {
+                Ok(acquire) => acquire.await,
+                Err(e) => Err(e),
+            };
+            let guard = match guard {
                 Ok(guard) => guard,
                 Err(StoreError::ShuttingDown | StoreError::PoolExhausted) => {
                     self.inner.queue_tidy(id); // not now; shutdown or a later pass will

@@ -83,6 +83,8 @@ impl Inner {
                         let slot = slot.clone();
                         self.stats.open_tenants.fetch_sub(1, Ordering::Relaxed);
                         map.insert(id.clone(), Entry::Deleting);
+                        // One place fewer in use: a request waiting for one may take it.
+                        self.slot_freed.notify_one();
                         return Ok(Some(slot));
                     }
                     None => {

@@ -2,7 +2,10 @@
 //!
 //! A tenant's file is opened when a request needs it and closed when the tenant has been idle
 //! for `idle_ttl`, so an idle tenant costs no RAM and no file descriptor. At most `max_open`
-//! tenants are open; past that the least recently used idle tenant is evicted. Each open tenant
+//! tenants are open; past that the least recently used idle tenant is evicted, and when every
+//! open tenant is in use a request for another waits (no thread, in FIFO order, at most
+//! `open_wait`) until one is released, so `max_open` below the request concurrency costs
+//! latency and opens, never errors, while it stays a hard bound. Each open tenant
 //! has one writer connection (behind an async mutex: one write at a time, waiting costs no thread)
 //! and at most `readers_per_tenant` reader connections (WAL: readers never wait for the writer).
 //!
@@ -10,6 +13,7 @@
 //! stops it, and it ends by itself when every handle is dropped. Files:
 //! - `slot`: the registry (map of tenant → slot state) and the slot state machine, leases;
 //! - `eviction`: the LRU victim and the tidy queue for fast-closed tenants;
+//! - `place`: waiting for a place when every open tenant is in use (`open_wait`);
 //! - `maintenance`: the maintenance pass, the background loop, WAL checkpoints;
 //! - `writer`: [`WriterGuard`] and opening (and migrating) a tenant's writer;
 //! - `reader`: the per-tenant reader cap and running work on a reader;
@@ -22,6 +26,7 @@
 mod eviction;
 mod files;
 mod maintenance;
+mod place;
 mod reader;
 mod slot;
 mod writer;
@@ -45,6 +50,7 @@ use crate::stats::PoolStats;
 use crate::sys;
 
 use eviction::TidyQueue;
+use place::Wait;
 use slot::{CloseMode, Entry};
 pub use writer::{classify_full, WriterGuard};
 
@@ -71,6 +77,9 @@ struct Inner {
     /// The maintenance loop, if it runs; `shutdown` takes and awaits it.
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     checkpoint_permits: Arc<tokio::sync::Semaphore>,
+    /// Wakes one request waiting for a place in the pool: a slot's last user left, or a slot
+    /// left the map (see `slot::Inner::lease`).
+    slot_freed: Notify,
     /// Held for the whole of a maintenance pass; shutdown takes it so no pass overlaps it.
     pass: tokio::sync::Mutex<()>,
     /// Tenants whose migration to the configured set failed, with the error: refused without
@@ -111,6 +120,7 @@ impl TenantPool {
             stop: Arc::new(Notify::new()),
             task: Mutex::new(None),
             checkpoint_permits: Arc::new(tokio::sync::Semaphore::new(CHECKPOINTS_AT_ONCE)),
+            slot_freed: Notify::new(),
             pass: tokio::sync::Mutex::new(()),
             failed_migrations: Mutex::new(HashMap::new()),
         });
@@ -157,7 +167,8 @@ impl TenantPool {
     }
 
     /// Runs `f` on the tenant's writer, one write at a time per tenant. Errors: `NotFound` (no
-    /// file; none is created), `QueueFull`, `PoolExhausted`, `MigrationFailed`, `QuotaExceeded`,
+    /// file; none is created), `QueueFull`, `PoolExhausted` (every open tenant stayed in use for
+    /// `open_wait`), `MigrationFailed`, `QuotaExceeded`,
     /// `DiskFull`, or what `f` returns.
     pub async fn write<R, F>(&self, id: &TenantId, f: F) -> Result<R, StoreError>
     where
@@ -175,7 +186,7 @@ impl TenantPool {
     /// spans requests holds one). Errors: `NotFound`, `QueueFull`, `PoolExhausted`,
     /// `ShuttingDown`.
     pub async fn writer(&self, id: &TenantId) -> Result<WriterGuard, StoreError> {
-        let lease = self.inner.lease(id).await?;
+        let lease = self.inner.lease(id, Wait::ForPlace).await?;
         WriterGuard::acquire(lease).await
     }
 
@@ -187,7 +198,7 @@ impl TenantPool {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        let lease = self.inner.lease(id).await?;
+        let lease = self.inner.lease(id, Wait::ForPlace).await?;
         if !lease.slot.migrated.load(Ordering::Acquire) {
             // Opening the writer migrates the tenant; never read an old schema.
             self.writer(id).await?.run(|_| ()).await?;
@@ -200,6 +211,8 @@ impl TenantPool {
     /// they are on disk (committed data is safe in the WAL).
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutting_down.store(true, Ordering::Release);
+        // Requests waiting for a place in the pool see the flag and give up.
+        self.inner.slot_freed.notify_waiters();
         // notify_one keeps the wake-up if the loop is in a pass right now.
         self.inner.stop.notify_one();
         let task = self.inner.task.lock().take();

@@ -4,7 +4,8 @@
 //! (its connections are being closed; new users wait) or `Deleting`. A [`Lease`] is one user of
 //! an open slot. `users` only rises under the map lock (`lease_slot`), and every removal of an
 //! `Open` slot goes through `begin_close` under that lock after checking `users == 0`: a slot
-//! with users is never removed, whatever failed while they held it.
+//! with users is never removed, whatever failed while they held it. When `max_open` slots all
+//! have users, a lease of another tenant waits for a slot's last user to leave (`slot_freed`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use rusqlite::Connection;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
+use super::place::{Wait, Waiting};
 use super::{Inner, TenantPool};
 use crate::connection;
 use crate::error::StoreError;
@@ -101,33 +103,65 @@ impl Inner {
     }
 
     /// A user's hold on an open tenant, opening it (as a slot; connections open lazily) if it
-    /// is closed. Waits while the tenant is being closed. Errors: `NotFound` (no file, or being
-    /// deleted), `PoolExhausted`, `ShuttingDown`.
-    pub(super) async fn lease(self: &Arc<Self>, id: &TenantId) -> Result<Lease, StoreError> {
+    /// is closed. Waits while the tenant is being closed and, with [`Wait::ForPlace`], while
+    /// every open tenant is in use: up to `open_wait`, without a thread, woken when a tenant's
+    /// last user leaves. Errors: `NotFound` (no file, or being deleted), `PoolExhausted` (still
+    /// full after the wait), `ShuttingDown`.
+    pub(super) async fn lease(
+        self: &Arc<Self>,
+        id: &TenantId,
+        wait: Wait,
+    ) -> Result<Lease, StoreError> {
         let mut checked_file = false;
+        let mut waiting: Option<Waiting<'_>> = None;
         loop {
             if self.shutting_down.load(Ordering::Acquire) {
                 return Err(StoreError::ShuttingDown);
             }
-            let closing = {
+            // Made before the map is looked at, so a place freed after the look wakes it (a
+            // wake-up with no waiter is kept for the next one).
+            let freed = self.slot_freed.notified();
+            let step = {
                 let mut map = self.map.lock();
                 match map.get(id) {
                     Some(Entry::Open(slot)) => return Ok(self.lease_slot(slot.clone())),
                     Some(Entry::Deleting) => return Err(StoreError::NotFound),
-                    Some(Entry::Closing(rx)) => Some(rx.clone()),
-                    None if checked_file => return self.open_slot(&mut map, id),
-                    None => None,
+                    Some(Entry::Closing(rx)) => Step::AwaitClose(rx.clone()),
+                    None if checked_file => match self.open_slot(&mut map, id) {
+                        Some(lease) => return Ok(lease),
+                        None => Step::Full,
+                    },
+                    None => Step::CheckFile,
                 }
             };
-            match closing {
-                Some(rx) => wait_closed(rx).await,
-                None => {
+            match step {
+                Step::AwaitClose(rx) => wait_closed(rx).await,
+                Step::CheckFile => {
                     // Cold: check the file outside the lock; an unknown tenant costs one stat
                     // and never gets a file.
                     if !tenant_path(&self.cfg.data_dir, id).exists() {
                         return Err(StoreError::NotFound);
                     }
                     checked_file = true;
+                }
+                Step::Full => {
+                    let deadline = match (&waiting, wait) {
+                        (_, Wait::No) => None,
+                        (Some(w), Wait::ForPlace) => Some(w.deadline),
+                        (None, Wait::ForPlace) => {
+                            Some(waiting.insert(Waiting::start(self)).deadline)
+                        }
+                    };
+                    let woken = match deadline {
+                        Some(at) => tokio::time::timeout_at(at, freed).await.is_ok(),
+                        None => false,
+                    };
+                    if !woken {
+                        self.stats
+                            .rejected_pool_exhausted
+                            .fetch_add(1, Ordering::Relaxed);
+                        return Err(StoreError::PoolExhausted);
+                    }
                 }
             }
         }
@@ -143,19 +177,14 @@ impl Inner {
     }
 
     /// Adds a slot for `id` (whose file exists) under the map lock, evicting the least recently
-    /// used idle tenant if the pool is full. Errors: `PoolExhausted`.
+    /// used idle tenant if the pool is full; `None` if every open tenant is in use.
     fn open_slot(
         self: &Arc<Self>,
         map: &mut HashMap<TenantId, Entry>,
         id: &TenantId,
-    ) -> Result<Lease, StoreError> {
+    ) -> Option<Lease> {
         if self.stats.open_tenants.load(Ordering::Relaxed) >= self.cfg.max_open {
-            let Some(victim) = super::eviction::lru_victim(map) else {
-                self.stats
-                    .rejected_pool_exhausted
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(StoreError::PoolExhausted);
-            };
+            let victim = super::eviction::lru_victim(map)?;
             self.stats.evictions.fetch_add(1, Ordering::Relaxed);
             self.queue_tidy(victim.id.clone());
             let closing = self.begin_close(map, victim);
@@ -179,7 +208,7 @@ impl Inner {
         map.insert(id.clone(), Entry::Open(slot.clone()));
         self.stats.open_tenants.fetch_add(1, Ordering::Relaxed);
         self.stats.tenants_opened.fetch_add(1, Ordering::Relaxed);
-        Ok(self.lease_slot(slot))
+        Some(self.lease_slot(slot))
     }
 
     /// Marks an unused open slot `Closing` (under the map lock).
@@ -265,6 +294,13 @@ impl TenantPool {
     }
 }
 
+/// What `lease` does next after looking at the map.
+enum Step {
+    AwaitClose(watch::Receiver<()>),
+    CheckFile,
+    Full,
+}
+
 /// Waits until a closing tenant's connections are closed.
 pub(super) async fn wait_closed(mut rx: watch::Receiver<()>) {
     // The sender never sends; `changed` returns when it is dropped after the close.
@@ -304,6 +340,8 @@ impl Drop for Lease {
         if before != 1 {
             return;
         }
+        // The slot can now be evicted: a request waiting for a place may take it.
+        self.inner.slot_freed.notify_one();
         if self.slot.gone.load(Ordering::Acquire) {
             // Its file vanished: nothing to checkpoint, and the slot must not be reused.
             if let Some(slot) = self.inner.take_if_unused(&self.slot) {
