@@ -27,7 +27,7 @@ struct Cli {
 enum Cmd {
     /// Run the server (defaults: 127.0.0.1:8080, data in ./data, durability fsync, idle TTL 10s).
     Serve(config::ServeArgs),
-    /// Manage tenants on a running server (create, delete, list, show).
+    /// Manage tenants on a running server (create, delete, list, show, policy).
     Tenant {
         #[command(flatten)]
         remote: cli_admin::Remote,
@@ -50,7 +50,7 @@ enum Cmd {
     },
     /// Apply numbered SQL migrations to every tenant.
     Migrate(migrate_cmd::MigrateArgs),
-    /// Benchmark helpers: provision tenant files for the load scripts in bench/.
+    /// Benchmark helpers: provision tenant files for the load scripts in bench/, cold-open cost.
     Bench(bench::cli::BenchCmd),
 }
 
