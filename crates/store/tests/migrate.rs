@@ -5,20 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use store::events;
-use store::migrate::{self, FleetOptions, Migration, MigrationSet};
+use store::migrate::{self, FleetOptions, MigrationSet};
 use store::{PoolConfig, StoreError, TenantId, TenantPool};
 
 fn set(sqls: &[&str]) -> MigrationSet {
-    let ms = sqls
-        .iter()
-        .enumerate()
-        .map(|(i, sql)| Migration {
-            version: i as u32 + 1,
-            name: format!("{:04}_m.sql", i + 1),
-            sql: sql.to_string(),
-        })
-        .collect();
-    MigrationSet::new(ms).unwrap()
+    MigrationSet::numbered(sqls)
 }
 
 async fn create_many(pool: &TenantPool, n: usize) -> Vec<TenantId> {

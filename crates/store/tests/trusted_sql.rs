@@ -10,7 +10,7 @@ use hrana::guard::{Guard, GuardConfig};
 use hrana::proto::{StreamRequest, StreamResult};
 use rusqlite::Connection;
 use store::events::{self, HookConfig, NewEvent};
-use store::migrate::{self, Migration, MigrationSet, Outcome};
+use store::migrate::{self, MigrationSet, Outcome};
 use store::{PoolConfig, TenantId, TenantPool};
 
 const SECRET: &str = "whsec_do-not-leak";
@@ -23,16 +23,7 @@ const PLANT_TRIGGER: &str = "CREATE TABLE loot(a, b, c);
     END";
 
 fn set(sqls: &[&str]) -> MigrationSet {
-    let ms = sqls
-        .iter()
-        .enumerate()
-        .map(|(i, sql)| Migration {
-            version: i as u32 + 1,
-            name: format!("{:04}_m.sql", i + 1),
-            sql: sql.to_string(),
-        })
-        .collect();
-    MigrationSet::new(ms).unwrap()
+    MigrationSet::numbered(sqls)
 }
 
 fn init(conn: &Connection) -> rusqlite::Result<()> {

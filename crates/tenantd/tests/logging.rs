@@ -35,6 +35,17 @@ fn serve(data: &std::path::Path, level: &str) -> (Child, mpsc::Receiver<String>)
     (child, rx)
 }
 
+/// The address the server logs in its start-up line.
+fn serving_addr(rx: &mpsc::Receiver<String>) -> String {
+    let start = lines_until(rx, "tenantd serving").join("\n");
+    start
+        .split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the start-up line names the address")
+        .to_owned()
+}
+
 /// Lines up to and including the first that contains `needle`.
 fn lines_until(rx: &mpsc::Receiver<String>, needle: &str) -> Vec<String> {
     let mut seen = Vec::new();
@@ -69,13 +80,7 @@ fn regression_logs_carry_ansi_colours_when_stderr_is_not_a_terminal() {
 fn a_refused_request_is_logged_once_with_request_id_tenant_and_reason() {
     let data = tempfile::tempdir().unwrap();
     let (mut child, rx) = serve(data.path(), "debug");
-    let start = lines_until(&rx, "tenantd serving").join("\n");
-    let addr = start
-        .split("addr=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the start-up line names the address")
-        .to_owned();
+    let addr = serving_addr(&rx);
     let mut s = TcpStream::connect(&addr).unwrap();
     s.write_all(
         b"POST /t/nope/hooks/x HTTP/1.1\r\nHost: x\r\nx-request-id: rid-42\r\n\
@@ -104,13 +109,7 @@ fn regression_sql_refusals_were_logged_at_debug_only() {
     // At `info`, a 401 on a SQL route must be logged (401/403 are info, like the other routes).
     let data = tempfile::tempdir().unwrap();
     let (mut child, rx) = serve(data.path(), "info");
-    let start = lines_until(&rx, "tenantd serving").join("\n");
-    let addr = start
-        .split("addr=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the start-up line names the address")
-        .to_owned();
+    let addr = serving_addr(&rx);
     let mut s = TcpStream::connect(&addr).unwrap();
     s.write_all(
         b"POST /t/acme/v2/pipeline HTTP/1.1\r\nHost: x\r\nx-request-id: rid-sql\r\n\

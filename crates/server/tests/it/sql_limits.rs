@@ -95,6 +95,12 @@ async fn write_u_at(http: reqwest::Client, url: String, t: String) {
     assert_eq!(v["results"][0]["type"], "ok", "{v}");
 }
 
+/// A one-shot `SELECT count(*) FROM t` on acme; read the number with [`count`].
+async fn count_t(srv: &Sql, t: &str) -> Value {
+    let reqs = json!([exec("SELECT count(*) FROM t"), {"type": "close"}]);
+    srv.pipe("acme", t, Value::Null, reqs).await.1
+}
+
 fn count(v: &Value) -> i64 {
     rows(&v["results"][0])[0][0]["value"]
         .as_str()
@@ -174,14 +180,7 @@ async fn regression_time_budget_was_per_statement_not_per_request() {
         );
     }
     // A new request has a new budget.
-    let (_, v) = srv
-        .pipe(
-            "acme",
-            &t,
-            Value::Null,
-            json!([exec("SELECT count(*) FROM t"), {"type": "close"}]),
-        )
-        .await;
+    let v = count_t(&srv, &t).await;
     assert_eq!(count(&v), 0, "{v}");
     srv.stop().await;
 }
@@ -213,14 +212,7 @@ async fn regression_disconnect_left_the_statement_running_and_the_stream_holding
         .await
         .expect("a write after the disconnect waited for the abandoned request");
     assert_eq!(srv.state.sql.streams.len(), 0, "the stream was dropped");
-    let (_, v) = srv
-        .pipe(
-            "acme",
-            &t,
-            Value::Null,
-            json!([exec("SELECT count(*) FROM t"), {"type": "close"}]),
-        )
-        .await;
+    let v = count_t(&srv, &t).await;
     assert_eq!(
         count(&v),
         0,
@@ -290,14 +282,7 @@ async fn regression_disconnect_left_one_shot_requests_running_on_the_writer() {
             .unwrap();
         let streams = srv.state.sql.streams.clone();
         wait_for(&format!("{path}: no stream left"), || streams.is_empty()).await;
-        let (_, v) = srv
-            .pipe(
-                "acme",
-                &t,
-                Value::Null,
-                json!([exec("SELECT count(*) FROM t"), {"type": "close"}]),
-            )
-            .await;
+        let v = count_t(&srv, &t).await;
         assert_eq!(count(&v), 0, "{path}: nothing of the request was kept: {v}");
     }
     srv.stop().await;

@@ -236,11 +236,7 @@ mod tests {
     use crate::migrate::Migration;
 
     fn m(version: u32, sql: &str) -> Migration {
-        Migration {
-            version,
-            name: format!("{version:04}_m.sql"),
-            sql: sql.into(),
-        }
+        Migration::numbered(version, sql)
     }
 
     fn tenant_conn() -> Connection {

@@ -17,6 +17,15 @@ pub struct Migration {
 }
 
 impl Migration {
+    /// Migration `version` running `sql`, named `NNNN_m.sql` (for sets built in code).
+    pub fn numbered(version: u32, sql: &str) -> Self {
+        Migration {
+            version,
+            name: format!("{version:04}_m.sql"),
+            sql: sql.to_owned(),
+        }
+    }
+
     /// The hex sha256 of its SQL: what the tenant file records when it is applied.
     pub fn checksum(&self) -> String {
         hex::encode(Sha256::digest(self.sql.as_bytes()))
@@ -68,6 +77,15 @@ impl MigrationSet {
             }
         }
         Ok(MigrationSet { migrations })
+    }
+
+    /// A set of `sqls` numbered 1, 2, … in order (migrations built in code rather than read
+    /// from a directory). Never fails: the numbering is gap-free by construction.
+    pub fn numbered(sqls: &[&str]) -> Self {
+        let migrations = (1..).zip(sqls).map(|(v, sql)| Migration::numbered(v, sql));
+        MigrationSet {
+            migrations: migrations.collect(),
+        }
     }
 
     /// Reads every `*.sql` file of `dir` (other files are ignored). Errors: unreadable, badly
@@ -133,11 +151,7 @@ mod tests {
     use super::*;
 
     fn m(version: u32, sql: &str) -> Migration {
-        Migration {
-            version,
-            name: format!("{version:04}_m.sql"),
-            sql: sql.into(),
-        }
+        Migration::numbered(version, sql)
     }
 
     #[test]
