@@ -184,6 +184,13 @@ impl Log {
     /// was taken back out), `Sync`/`Failed` (an fsync failed: reopen), `Closed`. Dropping the
     /// future does not take the record back: it may still be written.
     pub async fn append(&self, record: &Record) -> Result<Lsn, LogError> {
+        self.submit(record)?.wait().await
+    }
+
+    /// Queues `record` for the writer and returns at once; [`Appending::wait`] gives its LSN
+    /// as [`Log::append`] does. Records submitted one after another (from any thread) are
+    /// written in that order. Errors: `TooLarge`, `Closed` (nothing queued).
+    pub fn submit(&self, record: &Record) -> Result<Appending, LogError> {
         let bytes = record.frame_len() - record::FRAME_HEADER_BYTES;
         if bytes > MAX_PAYLOAD_BYTES {
             return Err(LogError::TooLarge { bytes });
@@ -195,6 +202,19 @@ impl Log {
         let frame = record.unsealed_frame(0);
         self.tx
             .send(Msg::Append(Pending { frame, done }))
+            .map_err(|_| LogError::Closed)?;
+        Ok(Appending(wait))
+    }
+
+    /// Waits until every record submitted before this call is written and synced; returns the
+    /// last LSN written (so every LSN up to it is durable). Errors: `Sync`/`Failed`, `Closed`.
+    pub async fn sync(&self) -> Result<Lsn, LogError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(LogError::Closed);
+        }
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Msg::Sync(done))
             .map_err(|_| LogError::Closed)?;
         wait.await.map_err(|_| LogError::Closed)?
     }
@@ -249,6 +269,17 @@ impl Log {
 impl Drop for Log {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+/// A submitted record on its way to the disk (see [`Log::submit`]).
+pub struct Appending(tokio::sync::oneshot::Receiver<Result<Lsn, LogError>>);
+
+impl Appending {
+    /// The record's LSN once its batch is written (and synced in `EveryBatch` mode); errors
+    /// as [`Log::append`].
+    pub async fn wait(self) -> Result<Lsn, LogError> {
+        self.0.await.map_err(|_| LogError::Closed)?
     }
 }
 

@@ -31,6 +31,8 @@ use crate::{lock, LogError, Lsn, SyncMode};
 pub(crate) enum Msg {
     /// Write this frame and answer on `done`.
     Append(Pending),
+    /// Write what is queued before this, sync, and answer with the last LSN written.
+    Sync(oneshot::Sender<Result<Lsn, LogError>>),
     /// Write what is queued before this, sync, and stop.
     Close,
 }
@@ -68,20 +70,21 @@ pub(crate) struct Writer {
     pub torn: bool,
     /// Set by a failed fsync: every later append fails with this kind.
     pub failed: Option<io::ErrorKind>,
-    /// An append taken off the channel that did not fit the previous batch.
-    pub carry: Option<Pending>,
+    /// A message taken off the channel that did not fit the previous batch.
+    pub carry: Option<Msg>,
 }
 
 impl Writer {
     /// Runs until `Close` or until every `Log` handle is gone; returns the final sync's result.
     pub fn run(mut self) -> Result<(), LogError> {
         loop {
-            let first = match self.carry.take() {
-                Some(p) => p,
-                None => match self.next_message() {
-                    Some(Msg::Append(p)) => p,
-                    Some(Msg::Close) | None => break,
-                },
+            let first = match self.carry.take().or_else(|| self.next_message()) {
+                Some(Msg::Append(p)) => p,
+                Some(Msg::Sync(done)) => {
+                    self.answer_sync(done);
+                    continue;
+                }
+                Some(Msg::Close) | None => break,
             };
             let mut bytes = first.frame.len();
             let mut batch = vec![first];
@@ -89,12 +92,16 @@ impl Writer {
             while bytes < self.max_batch_bytes {
                 match self.rx.try_recv() {
                     Ok(Msg::Append(p)) if bytes + p.frame.len() > self.max_batch_bytes => {
-                        self.carry = Some(p);
+                        self.carry = Some(Msg::Append(p));
                         break;
                     }
                     Ok(Msg::Append(p)) => {
                         bytes += p.frame.len();
                         batch.push(p);
+                    }
+                    Ok(m @ Msg::Sync(_)) => {
+                        self.carry = Some(m);
+                        break;
                     }
                     Ok(Msg::Close) => {
                         closing = true;
@@ -111,8 +118,10 @@ impl Writer {
                 break;
             }
         }
-        if let Some(p) = self.carry.take() {
-            self.commit(vec![p]);
+        match self.carry.take() {
+            Some(Msg::Append(p)) => self.commit(vec![p]),
+            Some(Msg::Sync(done)) => self.answer_sync(done),
+            Some(Msg::Close) | None => {}
         }
         match self.failed {
             Some(kind) => Err(LogError::Failed {
@@ -121,6 +130,18 @@ impl Writer {
             None if self.unsynced_since.is_some() || self.dir_dirty => self.sync_now(),
             None => Ok(()),
         }
+    }
+
+    /// Syncs whatever is written but not yet durable, then answers with the last LSN written.
+    fn answer_sync(&mut self, done: oneshot::Sender<Result<Lsn, LogError>>) {
+        let res = match self.failed {
+            Some(kind) => Err(LogError::Failed {
+                source: kind.into(),
+            }),
+            None if self.unsynced_since.is_some() || self.dir_dirty => self.sync_now(),
+            None => Ok(()),
+        };
+        let _ = done.send(res.map(|()| self.next_lsn - 1));
     }
 
     /// The next message; in `Interval` mode, syncs whenever the interval runs out while waiting.

@@ -240,3 +240,36 @@ async fn batches_stay_within_max_batch_bytes_and_a_larger_record_goes_alone() {
     assert_eq!(lsn, 321);
     assert_eq!(log.stats().last_batch_records, 1);
 }
+
+#[tokio::test]
+async fn submitted_records_are_written_in_submit_order() {
+    let d = tempfile::tempdir().unwrap();
+    let (log, _) = open(d.path(), LAZY, BIG);
+    // Submitted first, waited for last: the order of submit decides the LSNs.
+    let pending: Vec<_> = (0..50).map(|i| log.submit(&rec(i)).unwrap()).collect();
+    let mut lsns = Vec::new();
+    for p in pending.into_iter().rev() {
+        lsns.push(p.wait().await.unwrap());
+    }
+    lsns.reverse();
+    assert_eq!(lsns, (FIRST_LSN..=50).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn sync_makes_every_earlier_submit_durable_in_interval_mode() {
+    let d = tempfile::tempdir().unwrap();
+    // An interval far longer than the test: only `sync` can make the records durable.
+    let (log, _) = open(d.path(), SyncMode::Interval(Duration::from_secs(3600)), BIG);
+    let waits: Vec<_> = (0..10).map(|i| log.submit(&rec(i)).unwrap()).collect();
+    let before = log.stats().fsyncs;
+    assert_eq!(log.sync().await.unwrap(), 10);
+    for w in waits {
+        w.wait().await.unwrap();
+    }
+    let st = log.stats();
+    assert_eq!((st.durable_lsn, st.fsyncs), (10, before + 1));
+    // Nothing unsynced: a second sync answers the same LSN.
+    assert_eq!(log.sync().await.unwrap(), 10);
+    log.close().unwrap();
+    assert!(matches!(log.sync().await, Err(LogError::Closed)));
+}
