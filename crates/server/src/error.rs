@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use store::inbox::InboxError;
 use store::{NameError, StoreError};
 
 /// Seconds a client is told to wait after a 429 or 503.
@@ -84,6 +85,13 @@ pub enum ApiError {
     /// The server is shutting down.
     #[error("server is shutting down")]
     ShuttingDown,
+    /// The node's (or the tenant's) backlog of acknowledged but unapplied webhooks is at its
+    /// cap: retry after `Retry-After`.
+    #[error("{0}; retry later")]
+    IngestBacklog(String),
+    /// The ingest log cannot take deliveries right now (a failed write or sync).
+    #[error("{0}; retry later")]
+    IngestUnavailable(String),
     /// An unexpected internal failure (I/O or SQLite); details are logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -115,6 +123,8 @@ impl ApiError {
             DiskFull => ("disk_full", StatusCode::INSUFFICIENT_STORAGE),
             MigrationFailed(_) => ("migration_failed", StatusCode::SERVICE_UNAVAILABLE),
             ShuttingDown => ("shutting_down", StatusCode::SERVICE_UNAVAILABLE),
+            IngestBacklog(_) => ("ingest_backlog", StatusCode::SERVICE_UNAVAILABLE),
+            IngestUnavailable(_) => ("ingest_unavailable", StatusCode::SERVICE_UNAVAILABLE),
             Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
@@ -138,6 +148,26 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<InboxError> for ApiError {
+    fn from(e: InboxError) -> Self {
+        match e {
+            InboxError::UnknownTenant => ApiError::TenantNotFound,
+            e @ (InboxError::BacklogFull | InboxError::TenantBacklogFull) => {
+                ApiError::IngestBacklog(e.to_string())
+            }
+            InboxError::DiskFull => ApiError::DiskFull,
+            InboxError::QuotaExceeded => ApiError::QuotaExceeded,
+            InboxError::MigrationFailed(why) => ApiError::MigrationFailed(why),
+            InboxError::ShuttingDown => ApiError::ShuttingDown,
+            e @ (InboxError::OriginalFailed | InboxError::Log(_)) => {
+                ApiError::IngestUnavailable(e.to_string())
+            }
+            InboxError::Catalog(e) => ApiError::Internal(format!("catalog: {e}")),
+            InboxError::Store(e) => e.into(),
+        }
+    }
+}
+
 /// Marks a response as a rejection, so the metrics layer can count it by reason.
 #[derive(Debug, Clone, Copy)]
 pub struct RejectReason(pub &'static str);
@@ -147,7 +177,7 @@ pub struct RejectReason(pub &'static str);
 /// (401, 403) at info, every other 4xx at debug. The SQL routes' errors use it too.
 pub fn log_reject(status: StatusCode, code: &str, reason: &dyn std::fmt::Display) {
     let status = status.as_u16();
-    if matches!(code, "overloaded" | "shutting_down") {
+    if matches!(code, "overloaded" | "shutting_down" | "ingest_backlog") {
         tracing::warn!(status, code, reason = %reason, "request rejected");
     } else if status >= 500 {
         tracing::error!(status, code, reason = %reason, "request failed");

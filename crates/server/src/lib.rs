@@ -11,6 +11,7 @@
 pub mod body;
 pub mod error;
 pub mod extract;
+pub mod ingest_metrics;
 pub mod metrics;
 pub mod routes;
 pub mod serve;

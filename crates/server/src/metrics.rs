@@ -191,6 +191,8 @@ pub fn render(st: &AppState) -> String {
         store::sys::sqlite_memory_used().max(0) as u64,
     );
 
+    crate::ingest_metrics::render(&mut out, &st.inbox.stats());
+
     let _ = writeln!(
         out,
         "# HELP tenantd_rejects_total Requests refused, by error code."

@@ -64,6 +64,11 @@ pub async fn serve(
     if abandoned > 0 {
         tracing::info!(abandoned, "rolled back open SQL streams");
     }
+    // Every acknowledged webhook goes to its tenant file (and the log is released) before the
+    // tenants close.
+    if let Err(e) = state.inbox.close(SHUTDOWN_GRACE).await {
+        tracing::error!(error = %e, "ingest: clean stop failed; the next start replays the log");
+    }
     state.pool.shutdown(SHUTDOWN_GRACE).await;
     tracing::info!("shut down cleanly");
     Ok(())

@@ -156,8 +156,10 @@ pub fn verify(
 }
 
 /// The sender's delivery id, for dedupe: the scheme's own id (Stripe: the event's `id` in the
-/// body), else the first of `webhook-id`, `X-GitHub-Delivery`, `X-Shopify-Webhook-Id`,
-/// `Idempotency-Key`. Ids longer than 256 bytes are ignored.
+/// body), else the first of `webhook-id`, `X-GitHub-Delivery`, `X-Shopify-Event-Id` (the
+/// event: the same across retries and across a shop's duplicate subscriptions),
+/// `X-Shopify-Webhook-Id` (one delivery), `Idempotency-Key`. Ids longer than 256 bytes are
+/// ignored.
 pub fn delivery_id(scheme: Scheme, headers: &HeaderMap, body: &[u8]) -> Option<String> {
     let from_scheme = match scheme {
         Scheme::Stripe => serde_json::from_slice::<serde_json::Value>(body)
@@ -170,6 +172,7 @@ pub fn delivery_id(scheme: Scheme, headers: &HeaderMap, body: &[u8]) -> Option<S
             [
                 "webhook-id",
                 "x-github-delivery",
+                "x-shopify-event-id",
                 "x-shopify-webhook-id",
                 "idempotency-key",
             ]
@@ -341,6 +344,16 @@ mod tests {
             delivery_id(Scheme::Stripe, &HeaderMap::new(), br#"{"id":"evt_9"}"#).unwrap(),
             "evt_9"
         );
+    }
+
+    #[test]
+    fn shopify_event_id_wins_over_the_webhook_id() {
+        let mut h = HeaderMap::new();
+        h.insert("x-shopify-webhook-id", "wh-1".parse().unwrap());
+        assert_eq!(delivery_id(Scheme::Shopify, &h, b"{}").unwrap(), "wh-1");
+        // Two subscriptions deliver one event under two webhook ids: the event id dedupes.
+        h.insert("x-shopify-event-id", "ev-7".parse().unwrap());
+        assert_eq!(delivery_id(Scheme::Shopify, &h, b"{}").unwrap(), "ev-7");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use store::inbox::Inbox;
 use store::TenantPool;
 
 use crate::metrics::Metrics;
@@ -60,6 +61,8 @@ pub struct AppState(pub Arc<Shared>);
 pub struct Shared {
     /// The tenant pool.
     pub pool: TenantPool,
+    /// The webhook ingest path: node log, catalog, backlog and appliers (attached to `pool`).
+    pub inbox: Inbox,
     /// The admin bearer token.
     pub admin_token: String,
     /// HTTP limits.
@@ -75,21 +78,23 @@ pub struct Shared {
 impl AppState {
     /// State over `pool`, ready to serve, with default SQL settings and a fresh in-memory
     /// token key pair (tests; `tenantd serve` uses [`AppState::with_sql`]).
-    pub fn new(pool: TenantPool, admin_token: String, http: HttpConfig) -> Self {
+    pub fn new(pool: TenantPool, inbox: Inbox, admin_token: String, http: HttpConfig) -> Self {
         let sql = SqlState::new(SqlConfig::default(), auth::Keys::generate());
-        Self::with_sql(pool, admin_token, http, sql)
+        Self::with_sql(pool, inbox, admin_token, http, sql)
     }
 
     /// State over `pool`, ready to serve, with the given SQL state. Start its stream expiry
     /// with [`crate::sql::spawn_expiry`].
     pub fn with_sql(
         pool: TenantPool,
+        inbox: Inbox,
         admin_token: String,
         http: HttpConfig,
         sql: SqlState,
     ) -> Self {
         AppState(Arc::new(Shared {
             pool,
+            inbox,
             admin_token,
             http,
             metrics: Metrics::default(),

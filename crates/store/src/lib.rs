@@ -14,6 +14,8 @@
 //! - [`inspect`]: a tenant's summary read outside the pool (no migration, not counted as open);
 //! - [`catalog`]: the node catalog (`<data>/catalog.db`): what the ingest path needs to know
 //!   about every tenant without opening its file, and the delivery-id dedupe window;
+//! - [`inbox`]: webhook ingest through the node log: acknowledged once logged, applied to
+//!   tenant files in batches by background appliers, read-your-writes through the pool;
 //! - [`stats`], [`sys`]: pool metrics; fd limit, SQLite heap limit, heap trimming.
 #![deny(missing_docs)]
 
@@ -22,6 +24,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod inbox;
 pub mod inspect;
 pub mod layout;
 pub mod migrate;

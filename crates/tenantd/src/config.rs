@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use server::sql::SqlConfig;
 use server::HttpConfig;
+use store::inbox::InboxConfig;
 use store::{Durability, PoolConfig};
 
 /// Default listen address.
@@ -131,6 +132,13 @@ pub struct FileConfig {
     sql_max_stored_sql: Option<String>,
     sql_max_stored_sqls: Option<usize>,
     token_key: Option<PathBuf>,
+    sync_interval: Option<String>,
+    apply_delay: Option<String>,
+    checkpoint_interval: Option<String>,
+    dedupe_window: Option<String>,
+    max_pending: Option<usize>,
+    max_pending_bytes: Option<String>,
+    max_pending_per_tenant: Option<usize>,
 }
 
 impl FileConfig {
@@ -161,6 +169,8 @@ pub struct Settings {
     pub token_key: Option<PathBuf>,
     /// Threads that run SQLite work (tokio's blocking pool size).
     pub blocking_threads: usize,
+    /// The webhook ingest path: log sync, batching, backlog caps, dedupe window.
+    pub inbox: InboxConfig,
 }
 
 impl Settings {
@@ -235,6 +245,7 @@ impl Settings {
             http.shutdown_delay = parse_duration("shutdown_delay", v)?;
         }
         let sql = resolve_sql(args, file)?;
+        let inbox = resolve_inbox(&pool, file)?;
         let admin_token = env_token
             .or(file.admin_token.clone())
             .filter(|t| !t.is_empty());
@@ -260,8 +271,43 @@ impl Settings {
             admin_token,
             sql,
             token_key: args.token_key.clone().or(file.token_key.clone()),
+            inbox,
         })
     }
+}
+
+/// The ingest path's settings (file only): `sync_interval`, `apply_delay`,
+/// `checkpoint_interval`, `dedupe_window`, `max_pending`, `max_pending_bytes`,
+/// `max_pending_per_tenant`.
+fn resolve_inbox(pool: &PoolConfig, file: &FileConfig) -> anyhow::Result<InboxConfig> {
+    let mut c = InboxConfig::new(pool.data_dir.clone(), pool.durability);
+    if let Some(v) = file.sync_interval.as_deref() {
+        c.sync_interval = parse_duration("sync_interval", v)?;
+    }
+    if let Some(v) = file.apply_delay.as_deref() {
+        c.apply_delay = parse_duration("apply_delay", v)?;
+    }
+    if let Some(v) = file.checkpoint_interval.as_deref() {
+        c.checkpoint_interval = parse_duration("checkpoint_interval", v)?;
+        if c.checkpoint_interval.is_zero() {
+            bail!("checkpoint_interval must be more than 0");
+        }
+    }
+    if let Some(v) = file.dedupe_window.as_deref() {
+        c.dedupe_window = parse_duration("dedupe_window", v)?;
+    }
+    if let Some(v) = file.max_pending {
+        c.caps.records = positive("max_pending", v)?;
+    }
+    if let Some(v) = file.max_pending_bytes.as_deref() {
+        c.caps.bytes = usize::try_from(parse_bytes("max_pending_bytes", v)?)?;
+        // One delivery of the largest accepted body must fit.
+        at_least("max_pending_bytes", c.caps.bytes as u64, MIN_BODY_BYTES)?;
+    }
+    if let Some(v) = file.max_pending_per_tenant {
+        c.caps.tenant_records = positive("max_pending_per_tenant", v)?;
+    }
+    Ok(c)
 }
 
 fn resolve_sql(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<SqlConfig> {

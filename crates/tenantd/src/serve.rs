@@ -3,6 +3,7 @@
 use anyhow::Context;
 use server::sql::SqlState;
 use server::AppState;
+use store::inbox::{Inbox, StartReport};
 use store::TenantPool;
 use tokio::net::TcpListener;
 
@@ -42,8 +43,17 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let keys = crate::token_cmd::load_keys(&key_file)
         .with_context(|| format!("cannot use token key {}", key_file.display()))?;
     println!("token key: {}", key_file.display());
+    let inbox = Inbox::open(pool.clone(), settings.inbox.clone())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the ingest log and catalog in {}",
+                data.display()
+            )
+        })?;
+    report_start(&inbox.start_report());
     let sql = SqlState::new(settings.sql.clone(), keys);
-    let state = AppState::with_sql(pool, token, settings.http.clone(), sql);
+    let state = AppState::with_sql(pool, inbox, token, settings.http.clone(), sql);
     let streams = server::sql::spawn_expiry(&state);
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -63,6 +73,34 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     state.sql.stop_expiry();
     streams.await.ok();
     Ok(())
+}
+
+/// Logs what the ingest start found: a replayed log, a cut tail, an unclean stop.
+fn report_start(r: &StartReport) {
+    if let Some(n) = r.rebuilt_tenants {
+        tracing::info!(
+            tenants = n,
+            "catalog.db was missing: rebuilt from the tenant files"
+        );
+    }
+    if r.unclean {
+        tracing::warn!(
+            generation = r.generation,
+            "the previous run did not stop cleanly: event ids continue in a new range"
+        );
+    }
+    if let Some((segment, offset, why)) = &r.dropped.cut {
+        tracing::warn!(segment, offset, bytes = r.dropped.bytes, segments = r.dropped.segments,
+            reason = %why, "ingest log: a torn or corrupt tail was cut off");
+    }
+    if r.replayed > 0 || r.orphaned > 0 {
+        tracing::info!(
+            replayed = r.replayed,
+            orphaned = r.orphaned,
+            applied = r.drained,
+            "ingest log replayed"
+        );
+    }
 }
 
 async fn shutdown_signal() {

@@ -9,8 +9,10 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::events::{self, HookConfig};
+use store::inbox::write_created_lsn;
 use store::layout::{self, ListKey};
 use store::policy::{self, WebhookPolicy};
+use store::token_epoch;
 
 use crate::error::ApiError;
 use crate::extract::{Admin, Source, Tenant};
@@ -26,7 +28,20 @@ pub async fn create(
     _: Admin,
     Tenant(id): Tenant,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    st.pool.create(&id, events::init_schema).await?;
+    // Records logged for an earlier tenant of this id are never applied to the new file.
+    let created_lsn = st.inbox.creation_lsn().await?;
+    let epoch = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let epoch_out = epoch.clone();
+    st.pool
+        .create(&id, move |conn| {
+            events::init_schema(conn)?;
+            write_created_lsn(conn, created_lsn)?;
+            *epoch_out.lock().unwrap_or_else(|e| e.into_inner()) = token_epoch::read(conn)?;
+            Ok(())
+        })
+        .await?;
+    let epoch = epoch.lock().unwrap_or_else(|e| e.into_inner()).take();
+    st.inbox.tenant_created(&id, epoch)?;
     tracing::info!(tenant = %id, "tenant created");
     Ok((StatusCode::CREATED, Json(json!({"id": id.as_str()}))))
 }
@@ -37,8 +52,18 @@ pub async fn delete(
     _: Admin,
     Tenant(id): Tenant,
 ) -> Result<StatusCode, ApiError> {
-    st.pool.delete(&id).await?;
-    tracing::info!(tenant = %id, "tenant deleted");
+    // In use (a stream holds it): `Busy` before anything changes. A delivery accepted while
+    // the file goes is dropped with the tenant.
+    match st.pool.delete(&id).await {
+        Ok(()) => {}
+        Err(e @ store::StoreError::NotFound) => {
+            st.inbox.tenant_deleted(&id)?;
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let dropped = st.inbox.tenant_deleted(&id)?;
+    tracing::info!(tenant = %id, dropped, "tenant deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -88,12 +113,17 @@ pub async fn list(
 
 /// `GET /admin/tenants/{id}`: size on disk, event count, last write, open or not, sources,
 /// the webhook policy, schema version and the last migration error. Read outside the pool:
-/// showing a tenant does not open it, migrate it, or count it as open.
+/// showing a tenant does not open it, migrate it, or count it as open — unless it has
+/// acknowledged webhooks not yet in its file, which are applied first (read your writes).
 pub async fn show(
     State(st): State<AppState>,
     _: Admin,
     Tenant(id): Tenant,
 ) -> Result<Json<Value>, ApiError> {
+    // Applying needs a migrated tenant: a remembered migration failure is shown, not raised.
+    if st.pool.migration_failure(&id).is_none() {
+        st.pool.settle(&id).await?;
+    }
     let path = st.pool.path_of(&id);
     let (file, cfg) = (path.clone(), st.pool.config().clone());
     let summary = tokio::task::spawn_blocking(move || store::inspect::inspect(&file, &cfg))
@@ -148,12 +178,13 @@ pub async fn set_hook(
         scheme: scheme.as_str().to_owned(),
         secret: body.secret,
     };
-    let src = source.clone();
+    let (src, stored) = (source.clone(), cfg.clone());
     st.pool
         .write(&id, move |conn| {
-            Ok(events::set_hook(conn, src.as_str(), &cfg)?)
+            Ok(events::set_hook(conn, src.as_str(), &stored)?)
         })
         .await?;
+    st.inbox.hook_changed(&id, &source, Some(&cfg)).await?;
     tracing::info!(tenant = %id, source = %source, scheme = scheme.as_str(), "hook configured");
     Ok(Json(json!({
         "source": source.as_str(),
@@ -177,6 +208,7 @@ pub async fn delete_hook(
             Ok(events::delete_hook(conn, src.as_str())?)
         })
         .await?;
+    st.inbox.hook_changed(&id, &source, None).await?;
     if !deleted {
         return Err(ApiError::HookNotFound);
     }
@@ -209,6 +241,7 @@ pub async fn set_policy(
             Ok(policy::set_webhook_policy(conn, policy)?)
         })
         .await?;
+    st.inbox.tenant_changed(&id, Some(policy), None).await?;
     tracing::info!(tenant = %id, webhooks = policy.as_str(), "webhook policy set");
     Ok(Json(json!({"webhooks": policy.as_str()})))
 }

@@ -1,11 +1,13 @@
-//! `POST /t/{tenant}/hooks/{source}`: verify, dedupe and durably store one webhook delivery.
+//! `POST /t/{tenant}/hooks/{source}`: verify, dedupe and durably log one webhook delivery.
 //!
-//! What is accepted is decided inside the writer call, from the tenant file: the tenant's webhook
-//! policy (`open`, `configured`, `signed`; see `store::policy`) and the source's stored scheme.
-//! Anything unreadable there fails closed: the delivery is refused with `500
-//! hook_misconfigured` (logged at error) and never stored unverified. A 5xx, not a 4xx, because
-//! the fault is the server's (corruption or a newer tenantd's value) and senders retry 5xx, so
-//! no delivery is lost once the operator fixes the settings.
+//! Nothing here opens the tenant's file: the tenant's webhook policy (`open`, `configured`,
+//! `signed`; see `store::policy`) and the source's stored scheme come from the node catalog,
+//! and the delivery is acknowledged once it is in the node's ingest log (`store::inbox`);
+//! background appliers move it to the tenant file. Anything unreadable in the settings fails
+//! closed: the delivery is refused with `500 hook_misconfigured` (logged at error) and never
+//! stored unverified. A 5xx, not a 4xx, because the fault is the server's (corruption or a
+//! newer tenantd's value) and senders retry 5xx, so no delivery is lost once the operator
+//! fixes the settings.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,8 +17,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use store::events::{self, NewEvent};
-use store::policy::{self, WebhookPolicy};
+use store::inbox::{Delivery, HookView};
+use store::policy::WebhookPolicy;
 
 use crate::error::ApiError;
 use crate::extract::{Source, Tenant};
@@ -24,8 +26,9 @@ use crate::signature::{self, Scheme, SigError};
 use crate::state::AppState;
 use store::{SourceName, TenantId};
 
-/// Stores the delivery and answers `202 {"id", "duplicate": false}` after the commit, or
-/// `200 {"id", "duplicate": true}` for a redelivery (nothing stored).
+/// Logs the delivery and answers `202 {"id", "duplicate": false}` once it is in the ingest log
+/// (synced in `fsync` mode), or `200 {"id", "duplicate": true}` for a redelivery (nothing
+/// logged).
 pub async fn ingest(
     State(st): State<AppState>,
     Tenant(tenant): Tenant,
@@ -37,52 +40,52 @@ pub async fn ingest(
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let src = source.clone();
-    let outcome = st
-        .pool
-        .write(&tenant, move |conn| {
-            let policy = match policy::webhook_policy(conn)? {
-                Ok(p) => p,
-                Err(e) => return Ok(Err(Refusal::Misconfigured(e.to_string()))),
-            };
-            let hook = events::get_hook(conn, src.as_str())?;
-            let scheme = match &hook {
-                Some(h) => match Scheme::parse(&h.scheme) {
-                    Ok(s) => s,
-                    Err(e) => return Ok(Err(Refusal::Misconfigured(e))),
-                },
-                None if policy == WebhookPolicy::Open => Scheme::None,
-                None => return Ok(Err(Refusal::UnknownSource(policy))),
-            };
-            if scheme == Scheme::None && policy == WebhookPolicy::Signed {
-                return Ok(Err(Refusal::Unsigned));
-            }
-            let secret = hook.as_ref().and_then(|h| h.secret.as_deref());
-            if let Err(e) = signature::verify(scheme, secret, &headers, &body, now.as_secs() as i64)
-            {
-                return Ok(Err(Refusal::Signature(e)));
-            }
-            let delivery = signature::delivery_id(scheme, &headers, &body);
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
-            let ev = NewEvent {
-                source: src.as_str(),
-                delivery_id: delivery.as_deref(),
-                content_type,
-                received_at_ms: now.as_millis() as i64,
-                body: &body,
-            };
-            Ok(Ok(events::insert_event(conn, &ev)?))
-        })
-        .await?;
-    let inserted = outcome.map_err(|r| r.into_api_error(&tenant, &source))?;
+    let view = st.inbox.hook_view(&tenant, &source).await?;
+    let delivery_id = verify(&view, &headers, &body, now.as_secs() as i64)
+        .map_err(|r| r.into_api_error(&tenant, &source))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let delivery = Delivery {
+        source,
+        delivery_id,
+        content_type,
+        received_at_ms: now.as_millis() as i64,
+        body: body.to_vec(),
+    };
+    let inserted = st.inbox.accept(&tenant, delivery).await?;
     let status = if inserted.duplicate {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
     Ok((status, Json(inserted)).into_response())
+}
+
+/// Checks the delivery against the tenant's policy and the source's scheme; returns its
+/// delivery id (the dedupe key), if the scheme gives one.
+fn verify(
+    view: &HookView,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_secs: i64,
+) -> Result<Option<String>, Refusal> {
+    let policy = match &view.policy {
+        Ok(p) => *p,
+        Err(e) => return Err(Refusal::Misconfigured(e.to_string())),
+    };
+    let scheme = match &view.hook {
+        Some(h) => Scheme::parse(&h.scheme).map_err(Refusal::Misconfigured)?,
+        None if policy == WebhookPolicy::Open => Scheme::None,
+        None => return Err(Refusal::UnknownSource(policy)),
+    };
+    if scheme == Scheme::None && policy == WebhookPolicy::Signed {
+        return Err(Refusal::Unsigned);
+    }
+    let secret = view.hook.as_ref().and_then(|h| h.secret.as_deref());
+    signature::verify(scheme, secret, headers, body, now_secs).map_err(Refusal::Signature)?;
+    Ok(signature::delivery_id(scheme, headers, body))
 }
 
 /// Why a delivery was refused before anything was stored.

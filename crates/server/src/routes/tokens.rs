@@ -18,9 +18,11 @@ pub async fn revoke(
     _: Admin,
     Tenant(id): Tenant,
 ) -> Result<Json<Value>, ApiError> {
-    st.pool
+    let epoch = st
+        .pool
         .write(&id, |conn| Ok(token_epoch::renew(conn)?))
         .await?;
+    st.inbox.tenant_changed(&id, None, Some(epoch)).await?;
     tracing::info!(tenant = %id, "tenant tokens revoked");
     Ok(Json(json!({"id": id.as_str(), "tokens_revoked": true})))
 }

@@ -118,6 +118,12 @@ impl From<store::StoreError> for SqlError {
     }
 }
 
+impl From<store::inbox::InboxError> for SqlError {
+    fn from(e: store::inbox::InboxError) -> Self {
+        SqlError::Api(e.into())
+    }
+}
+
 impl IntoResponse for SqlError {
     fn into_response(self) -> Response {
         let (code, status, reason) = self.parts();

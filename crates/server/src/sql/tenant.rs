@@ -167,9 +167,10 @@ pub fn authorize(st: &AppState, token: &str, tenant: &TenantId) -> Result<Grante
     }
 }
 
-/// Checks `claims` against the tenant file's current token epoch (read on a reader; a file
-/// that predates epochs gets one on the writer first). Errors: `token_revoked` (401), and the
-/// pool's (unknown tenant 404, overload 429/503, migration 503).
+/// Checks `claims` against the tenant's current token epoch (from the node catalog, so the
+/// check opens no tenant file; a file that predates epochs gets one on the writer first).
+/// Errors: `token_revoked` (401), unknown tenant (404), and the pool's (overload 429/503,
+/// migration 503).
 pub async fn check_epoch(
     st: &AppState,
     tenant: &TenantId,
@@ -179,20 +180,20 @@ pub async fn check_epoch(
     claims.check_epoch(&current).map_err(SqlError::InvalidToken)
 }
 
-/// The tenant's token epoch, written first if the file has none. Errors: the pool's.
+/// The tenant's token epoch (the catalog's copy of its file's), written to the file (and the
+/// catalog) first if the file has none. Errors: unknown tenant, the catalog's, the pool's.
 pub async fn current_epoch(st: &AppState, tenant: &TenantId) -> Result<String, SqlError> {
-    let stored = st
+    if let Some(epoch) = st.inbox.token_epoch(tenant).await? {
+        return Ok(epoch);
+    }
+    let epoch = st
         .pool
-        .read(tenant, |conn| Ok(token_epoch::read(conn)?))
+        .write(tenant, |conn| Ok(token_epoch::ensure(conn)?))
         .await?;
-    Ok(match stored {
-        Some(epoch) => epoch,
-        None => {
-            st.pool
-                .write(tenant, |conn| Ok(token_epoch::ensure(conn)?))
-                .await?
-        }
-    })
+    st.inbox
+        .tenant_changed(tenant, None, Some(epoch.clone()))
+        .await?;
+    Ok(epoch)
 }
 
 /// A token for `tenant` at its current epoch (embedding and tests; operators use `tenantd

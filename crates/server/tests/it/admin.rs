@@ -85,6 +85,7 @@ async fn delete_removes_the_file_and_its_companions() {
     let srv = start().await;
     srv.create_tenant("doomed").await;
     assert_eq!(srv.post_hook("doomed", "s", "x").await.status(), 202);
+    srv.drain().await;
     assert_eq!(
         srv.tenant_files(),
         ["doomed.db", "doomed.db-shm", "doomed.db-wal"]

@@ -6,6 +6,7 @@ mod bodies;
 mod flow;
 mod front_door;
 mod ids;
+mod ingest;
 mod limits;
 mod raw;
 mod signatures;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use server::{AppState, HttpConfig};
+use store::inbox::{Inbox, InboxConfig};
 use store::{PoolConfig, TenantId, TenantPool};
 
 pub const TOKEN: &str = "test-admin-token";
@@ -41,12 +42,37 @@ async fn start_at(
     data: &std::path::Path,
     tweak: impl FnOnce(&mut PoolConfig, &mut HttpConfig),
 ) -> TestServer {
+    start_full(dir, data, tweak, |_| {}).await
+}
+
+/// A server with the ingest path's settings changed by `tweak_inbox`.
+pub async fn start_with_inbox(tweak_inbox: impl FnOnce(&mut InboxConfig)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_owned();
+    start_full(dir, &data, |_, _| {}, tweak_inbox).await
+}
+
+/// A server over `data` (kept by `dir`) with every setting open to the test.
+pub async fn start_full(
+    dir: tempfile::TempDir,
+    data: &std::path::Path,
+    tweak: impl FnOnce(&mut PoolConfig, &mut HttpConfig),
+    tweak_inbox: impl FnOnce(&mut InboxConfig),
+) -> TestServer {
     let mut pool_cfg = PoolConfig::new(data);
     let mut http = HttpConfig::default();
     tweak(&mut pool_cfg, &mut http);
+    let mut inbox_cfg = InboxConfig::new(data, pool_cfg.durability);
+    tweak_inbox(&mut inbox_cfg);
     let pool = TenantPool::open(pool_cfg).unwrap();
-    let state = AppState::new(pool, TOKEN.to_owned(), http);
+    let inbox = open_inbox(&pool, inbox_cfg).await;
+    let state = AppState::new(pool, inbox, TOKEN.to_owned(), http);
     serve_state(state, dir, data).await
+}
+
+/// The inbox over `pool`, as `tenantd serve` opens it.
+pub async fn open_inbox(pool: &TenantPool, cfg: InboxConfig) -> Inbox {
+    Inbox::open(pool.clone(), cfg).await.unwrap()
 }
 
 /// Serves `state` on 127.0.0.1:0 until `TestServer::stop`.
@@ -80,6 +106,16 @@ pub async fn serve_state(
 }
 
 impl TestServer {
+    /// Applies every acknowledged webhook to its tenant file now (the appliers would soon).
+    pub async fn drain(&self) {
+        let empty = self
+            .state
+            .inbox
+            .drain(std::time::Duration::from_secs(10))
+            .await;
+        assert!(empty, "the backlog did not drain in 10 s");
+    }
+
     pub fn tenant_path(&self, id: &str) -> PathBuf {
         self.state.pool.path_of(&TenantId::parse(id).unwrap())
     }

@@ -47,13 +47,20 @@ async fn events(srv: &TestServer) -> i64 {
     r.json::<Value>().await.unwrap()["events"].as_i64().unwrap()
 }
 
-/// Writes `sql` into the tenant file through the pool, as corruption (or a newer tenantd) would.
+/// Writes `sql` into the tenant file through the pool, as corruption (or a newer tenantd) would,
+/// and lets the catalog (which the webhook path reads) copy the file, as a rebuild does.
 async fn tamper(srv: &TestServer, sql: &'static str) {
     let id = TenantId::parse("shop").unwrap();
     srv.state
         .pool
         .write(&id, move |conn| Ok(conn.execute_batch(sql)?))
         .await
+        .unwrap();
+    let path = srv.state.pool.path_of(&id);
+    srv.state
+        .inbox
+        .catalog()
+        .rebuild_tenant(&id, &path)
         .unwrap();
 }
 

@@ -71,18 +71,25 @@ impl Catalog {
 
     /// Writes every update in ONE transaction: all of it or nothing. Errors: `UnknownTenant`
     /// (a tenant without a row; nothing is written), `Corrupt`, `DiskFull`, SQLite.
+    ///
+    /// The commit is not synced (`synchronous=NORMAL` for it, in either mode: WAL stays
+    /// consistent through a power cut): the ingest log still holds every record the batch came
+    /// from, and the log is released only after a filesystem sync (see `store::inbox`).
     pub fn apply_batch(&self, updates: &[CatalogUpdate]) -> Result<(), CatalogError> {
         let mut conn = self.conn.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| self.fail(e))?;
-        for update in updates {
-            if !apply_one(&tx, update).map_err(|e| self.fail(e))? {
-                // Dropping `tx` rolls back everything written so far.
-                return Err(CatalogError::UnknownTenant(update.tenant.clone()));
-            }
+        let res = write_batch(&mut conn, updates);
+        let restore = conn.pragma_update(
+            None,
+            "synchronous",
+            self.cfg.durability.synchronous_pragma(),
+        );
+        match res {
+            Ok(Ok(())) => restore.map_err(|e| self.fail(e)),
+            Ok(Err(i)) => Err(CatalogError::UnknownTenant(updates[i].tenant.clone())),
+            Err(e) => Err(self.fail(e)),
         }
-        tx.commit().map_err(|e| self.fail(e))
     }
 
     /// Deletes deliveries received before `older_than_ms` (ms since the Unix epoch), in chunks
@@ -106,6 +113,23 @@ impl Catalog {
             }
         }
     }
+}
+
+/// All of `updates` in one transaction; `Err(i)` (nothing written) if `updates[i]`'s tenant
+/// has no row.
+fn write_batch(
+    conn: &mut Connection,
+    updates: &[CatalogUpdate],
+) -> rusqlite::Result<Result<(), usize>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for (i, update) in updates.iter().enumerate() {
+        if !apply_one(&tx, update)? {
+            // Dropping `tx` rolls back everything written so far.
+            return Ok(Err(i));
+        }
+    }
+    tx.commit()?;
+    Ok(Ok(()))
 }
 
 /// One tenant's part of a batch; false if the tenant has no row.

@@ -10,11 +10,13 @@
 //!
 //! - `schema.rs`: the file's settings, tables and version check;
 //! - `deliveries.rs`: the dedupe index, the appliers' batch writes, pruning the window;
+//! - `meta.rs`: node-wide values (log position applied, unclean starts, running flag);
 //! - `rebuild.rs`: making a tenant's rows agree with its file, and the whole catalog;
 //! - `error.rs`: [`CatalogError`].
 
 mod deliveries;
 mod error;
+pub mod meta;
 mod rebuild;
 mod schema;
 

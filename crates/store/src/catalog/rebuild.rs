@@ -85,6 +85,29 @@ impl Catalog {
         run(&mut conn).map_err(|e| self.fail(e))
     }
 
+    /// Like [`Catalog::rebuild_tenant`], reading from `conn`, a connection to the tenant's file
+    /// the caller already holds (the pool's, so no second opener is needed). Errors: `TenantFile`
+    /// (the file cannot be read: rows untouched), `Corrupt`, `DiskFull`, SQLite.
+    pub fn rebuild_tenant_from(
+        &self,
+        id: &TenantId,
+        conn: &Connection,
+    ) -> Result<Rebuilt, CatalogError> {
+        let cutoff = self.cutoff_ms();
+        let snap = read_snapshot(conn, cutoff).map_err(|e| CatalogError::TenantFile {
+            tenant: id.clone(),
+            source: e.into(),
+        })?;
+        let mut cat = self.conn.lock();
+        let run = |cat: &mut Connection| -> rusqlite::Result<Rebuilt> {
+            let tx = cat.transaction()?;
+            let done = sync(&tx, id.as_str(), Some(snap), cutoff)?;
+            tx.commit()?;
+            Ok(done)
+        };
+        run(&mut cat).map_err(|e| self.fail(e))
+    }
+
     /// Rebuilds every tenant under `data_dir` (listed with [`layout::list_tenants`], a page per
     /// transaction) and removes rows whose file is gone. A tenant file that cannot be read is
     /// reported and its rows left alone. Errors: `List`, `Corrupt`, `DiskFull`, SQLite.

@@ -36,7 +36,8 @@ const TABLES: &str = "
         event_id INTEGER NOT NULL,
         received_at_ms INTEGER NOT NULL,
         PRIMARY KEY (tenant, source, delivery_id)) STRICT, WITHOUT ROWID;
-    CREATE INDEX deliveries_age ON deliveries(received_at_ms);";
+    CREATE INDEX deliveries_age ON deliveries(received_at_ms);
+    CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT, WITHOUT ROWID;";
 
 /// Applies the connection settings: no busy wait, exclusive locking (the WAL index lives in heap memory, no
 /// `-shm` file, and a second opener is refused), WAL, `synchronous` per `durability`, a page

@@ -34,7 +34,7 @@ mod writer;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -44,6 +44,7 @@ use tokio::time::Instant;
 
 use crate::config::PoolConfig;
 use crate::error::StoreError;
+use crate::inbox::{apply_pending, Backlog};
 use crate::layout::tenant_path;
 use crate::name::TenantId;
 use crate::stats::PoolStats;
@@ -85,6 +86,9 @@ struct Inner {
     /// Tenants whose migration to the configured set failed, with the error: refused without
     /// re-running it until the tenant is deleted or recreated (the set is fixed per pool).
     failed_migrations: Mutex<HashMap<TenantId, String>>,
+    /// Acknowledged webhooks not yet in their tenant files (`inbox`), if attached: a tenant's
+    /// are applied before anything else takes its writer or reads it.
+    backlog: OnceLock<Arc<Backlog>>,
 }
 
 impl TenantPool {
@@ -123,6 +127,7 @@ impl TenantPool {
             slot_freed: Notify::new(),
             pass: tokio::sync::Mutex::new(()),
             failed_migrations: Mutex::new(HashMap::new()),
+            backlog: OnceLock::new(),
         });
         if inner.cfg.maintenance {
             *inner.task.lock() = Some(maintenance::start(&inner));
@@ -183,14 +188,55 @@ impl TenantPool {
     }
 
     /// Takes the tenant's writer and keeps it until the guard is dropped (a transaction that
-    /// spans requests holds one). Errors: `NotFound`, `QueueFull`, `PoolExhausted`,
-    /// `ShuttingDown`.
+    /// spans requests holds one). The tenant's acknowledged webhooks still in the backlog are
+    /// applied first, so whoever holds the writer sees them. Errors: `NotFound`, `QueueFull`,
+    /// `PoolExhausted`, `ShuttingDown`, and applying's (`DiskFull`, `QuotaExceeded`, SQLite).
     pub async fn writer(&self, id: &TenantId) -> Result<WriterGuard, StoreError> {
         let lease = self.inner.lease(id, Wait::ForPlace).await?;
-        WriterGuard::acquire(lease).await
+        let guard = WriterGuard::acquire(lease).await?;
+        match self.inner.backlog.get() {
+            Some(b) if b.has_unapplied(id) => {
+                let (b, tenant) = (b.clone(), id.clone());
+                let (guard, applied) = guard
+                    .run(move |conn| {
+                        apply_pending(&b, &tenant, conn).map_err(|e| classify_full(conn, e))
+                    })
+                    .await?;
+                applied?;
+                Ok(guard)
+            }
+            _ => Ok(guard),
+        }
     }
 
-    /// Runs `f` on a reader connection of the tenant (concurrent with the writer; at most
+    /// Applies the tenant's acknowledged webhooks still in the backlog to its file now (what
+    /// `writer` and `read` do first); for reads that go around the pool (admin show, export).
+    /// Errors: as [`TenantPool::writer`].
+    pub async fn settle(&self, id: &TenantId) -> Result<(), StoreError> {
+        if self
+            .inner
+            .backlog
+            .get()
+            .is_some_and(|b| b.has_unapplied(id))
+        {
+            drop(self.writer(id).await?);
+        }
+        Ok(())
+    }
+
+    /// The remembered migration failure of `id`, if its migration failed (it is refused until
+    /// deleted or recreated).
+    pub fn migration_failure(&self, id: &TenantId) -> Option<String> {
+        self.inner.failed_migrations.lock().get(id).cloned()
+    }
+
+    /// Attaches the backlog whose records [`TenantPool::writer`] and [`TenantPool::read`]
+    /// apply first; a second call is ignored.
+    pub fn attach_backlog(&self, backlog: Arc<Backlog>) {
+        let _ = self.inner.backlog.set(backlog);
+    }
+
+    /// Runs `f` on a reader connection of the tenant, after applying its backlog (concurrent with the writer; at most
     /// `readers_per_tenant` at once, later reads wait without a thread; writes are refused by
     /// SQLite). Errors: `NotFound`, `PoolExhausted`, `MigrationFailed`, or `f`'s.
     pub async fn read<R, F>(&self, id: &TenantId, f: F) -> Result<R, StoreError>
@@ -198,6 +244,8 @@ impl TenantPool {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
+        // Read your writes: acknowledged webhooks go to the file before the read.
+        self.settle(id).await?;
         let lease = self.inner.lease(id, Wait::ForPlace).await?;
         if !lease.slot.migrated.load(Ordering::Acquire) {
             // Opening the writer migrates the tenant; never read an old schema.
