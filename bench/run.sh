@@ -177,6 +177,21 @@ run_one() {
   busy1=$(busy_s); cpu1=$(cpu_s "$SRV_PID"); sys1=$(sys_s "$SRV_PID")
   hwm=$(kb "$SRV_PID" VmHWM); rss_end=$(kb "$SRV_PID" VmRSS); fds_end=$(fds "$SRV_PID"); threads=$(kb "$SRV_PID" Threads)
   metrics "$srv" >"$rd/metrics_end.txt"
+  # tenantd acknowledges from its ingest log and applies later: how far behind the appliers
+  # were when the load stopped, and how long until every acknowledged delivery was applied.
+  local lag_end unapplied_end drain_s=null refused
+  lag_end=$(gauge tenantd_ingest_apply_lag_seconds "$rd/metrics_end.txt")
+  unapplied_end=$(gauge tenantd_ingest_unapplied_records "$rd/metrics_end.txt")
+  refused=$(gauge tenantd_ingest_refused_total "$rd/metrics_end.txt")
+  if [[ $srv == tenantd-* ]]; then
+    local d0 left=1; d0=$(date +%s.%N)
+    for _ in $(seq 1 1200); do
+      left=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '$1=="tenantd_ingest_unapplied_records" {print $2}')
+      [[ ${left:-1} == 0 ]] && break
+      sleep 0.05
+    done
+    [[ ${left:-1} == 0 ]] && drain_s=$(echo "$(date +%s.%N) - $d0" | bc)
+  fi
   sleep "$IDLE_S"
   local rss_idle fds_idle
   rss_idle=$(kb "$SRV_PID" VmRSS); fds_idle=$(fds "$SRV_PID")
@@ -215,16 +230,19 @@ run_one() {
     wrk_cpu_s="$(echo "${wrk_user:-0} + ${wrk_sys:-0}" | bc)" machine_busy_s="$(echo "$busy1 - $busy0" | bc)" \
     wall_s="$(echo "$t1 - $t0" | bc)" sync_after_provision_s="$(echo "$t_sync1 - $t_sync0" | bc)" \
     stop_s="$(echo "$t_stop1 - $t_stop0" | bc)" loadavg_before="$load0" \
+    apply_lag_end_s="${lag_end:-null}" unapplied_end="${unapplied_end:-null}" drain_s="$drain_s" \
+    ingest_refused="${refused:-null}" \
     provision="$(cat "$rd/provision.txt")" \
     fsync_p50_ms="$(echo "$fsync_json" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("fsync_p50_ms","null"))')" \
     >>"$RESULTS"
   tail -1 "$RESULTS" | python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
-print("%-5s %-12s %-14s rep%d: %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms  non2xx %d  RSS start/peak/idle %.1f/%.1f/%.1f MiB  fds %d->%d  rows %d >= %d %s  cpu %.1fs  load %s" % (
+print("%-5s %-12s %-14s rep%d: %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms  non2xx %d  RSS start/peak/idle %.1f/%.1f/%.1f MiB  fds %d->%d  rows %d >= %d %s  cpu %.1fs  load %s  lag@end %s s  unapplied@end %s  drain %s s" % (
   r["storage"], r["dist"] + str(r["T"]), r["server"], r["rep"], r.get("rps", 0), r.get("lat_p50_ms", 0), r.get("lat_p99_ms", 0),
   r["non2xx"], r["rss_start_kb"]/1024, r["peak_rss_kb"]/1024, r["rss_idle_kb"]/1024, r["fds_end"], r["fds_idle"],
-  r["rows_stored"], r["ok2xx"], r["rows_check"], r["server_cpu_s"], r["loadavg_before"]))' | tee -a "$OUT/run.log"
+  r["rows_stored"], r["ok2xx"], r["rows_check"], r["server_cpu_s"], r["loadavg_before"],
+  r.get("apply_lag_end_s"), r.get("unapplied_end"), r.get("drain_s")))' | tee -a "$OUT/run.log"
   if [[ $verdict != ok ]]; then
     log "REFUSED: $run stored $rows rows for $ok2xx 2xx responses ($verdict: $([[ $verdict == NONE ]] && echo 'no write succeeded' || echo 'acknowledged deliveries are missing'))"
     exit 1

@@ -2,7 +2,8 @@
 """Sum the rows of TABLE over every *.db under DIR (recursively) written after MARKER.
 
 Files whose .db and -wal are both older than MARKER still hold only the provisioned template's
-rows (zero), so they are skipped; --all counts every file. Prints: <rows> <files counted> <files>.
+rows (zero), so they are skipped; --all counts every file. tenantd's own node files (the
+catalog, `catalog.db`, next to `tenants/`) are not tenant files and are left out. Prints: <rows> <files counted> <files>.
 usage: count_rows.py DIR TABLE [MARKER] [--all]
 """
 import os
@@ -18,7 +19,7 @@ def main():
     rows = counted = files = 0
     for d, _, names in os.walk(root):
         for n in names:
-            if not n.endswith(".db"):
+            if not n.endswith(".db") or (d == root and n == "catalog.db"):
                 continue
             files += 1
             p = os.path.join(d, n)

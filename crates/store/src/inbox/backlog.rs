@@ -109,6 +109,18 @@ struct TenantBacklog {
     deliveries: HashMap<(String, String), i64>,
 }
 
+impl TenantBacklog {
+    /// Takes a record leaving the queue out of the delivery index and the byte count; returns
+    /// its bytes.
+    fn unindex(&mut self, p: &Pending) -> usize {
+        if let Some(d) = &p.record.delivery_id {
+            self.deliveries.remove(&(p.record.source.clone(), d.clone()));
+        }
+        self.bytes -= p.bytes;
+        p.bytes
+    }
+}
+
 #[derive(Default)]
 struct State {
     tenants: HashMap<TenantId, TenantBacklog>,
@@ -322,12 +334,8 @@ impl Backlog {
             None => {
                 let p = t.records.remove(i).expect("index from rposition");
                 p.outcome.send_replace(Outcome::Failed);
-                if let Some(d) = &p.record.delivery_id {
-                    t.deliveries.remove(&(p.record.source.clone(), d.clone()));
-                }
+                st.bytes -= t.unindex(&p);
                 st.records -= 1;
-                st.bytes -= p.bytes;
-                t.bytes -= p.bytes;
                 if t.records.is_empty() {
                     st.tenants.remove(tenant);
                 }
@@ -512,12 +520,8 @@ impl Backlog {
                     break;
                 }
                 let p = t.records.pop_front().expect("front exists");
-                if let Some(d) = &p.record.delivery_id {
-                    t.deliveries.remove(&(p.record.source.clone(), d.clone()));
-                }
+                st.bytes -= t.unindex(&p);
                 st.records -= 1;
-                st.bytes -= p.bytes;
-                t.bytes -= p.bytes;
             }
             if t.records.is_empty() {
                 st.tenants.remove(&update.tenant);
