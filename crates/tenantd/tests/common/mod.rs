@@ -4,6 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// The built binary, with none of the `TENANTD_*` variables a developer may have set.
 pub fn tenantd() -> Command {
@@ -19,8 +21,12 @@ pub fn tenantd() -> Command {
     c
 }
 
+/// How long `tenantd serve` may take to print its address (startup includes any replay).
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Starts `tenantd serve` on a free port over `data` with `extra` flags; returns the child and
-/// the URL it printed. Its stdout keeps being drained so it never blocks on a full pipe.
+/// the URL it printed. Its stdout keeps being drained so it never blocks on a full pipe. Panics
+/// (after killing the child) if no address is printed within [`START_TIMEOUT`].
 pub fn spawn_serve(data: &Path, extra: &[&str]) -> (Child, String) {
     let mut child = tenantd()
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
@@ -30,13 +36,31 @@ pub fn spawn_serve(data: &Path, extra: &[&str]) -> (Child, String) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("tenantd starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("tenantd printed its address").unwrap();
-        if let Some(url) = line.strip_prefix("tenantd listening on ") {
-            break url.to_owned();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in lines.map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("tenantd listening on ") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
         }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, url)
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(url) => (child, url),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            match e {
+                mpsc::RecvTimeoutError::Timeout => {
+                    panic!("tenantd printed no address within {START_TIMEOUT:?}")
+                }
+                mpsc::RecvTimeoutError::Disconnected => {
+                    panic!("tenantd exited before printing its address")
+                }
+            }
+        }
+    }
 }
