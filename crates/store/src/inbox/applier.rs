@@ -81,15 +81,17 @@ pub(super) async fn round(inner: &Arc<Inner>) -> usize {
     tenants.len()
 }
 
-/// Applies one tenant's logged records by taking its writer (the pool applies them). A writer
+/// Applies one tenant's logged records by taking its writer (the pool applies them; a tenant
+/// opened only for this is left first in line for eviction). A writer
 /// held longer than [`WRITER_WAIT`] (an open SQL transaction) is left for the next round, so
 /// one busy tenant never holds up the others.
 async fn apply_tenant(inner: &Arc<Inner>, tenant: TenantId) {
-    let Ok(taken) = tokio::time::timeout(WRITER_WAIT, inner.pool.writer(&tenant)).await else {
+    let Ok(taken) = tokio::time::timeout(WRITER_WAIT, inner.pool.apply_backlog(&tenant)).await
+    else {
         return;
     };
     match taken {
-        Ok(guard) => drop(guard),
+        Ok(()) => {}
         Err(StoreError::NotFound) => drop_tenant(inner, &tenant),
         Err(e) => {
             inner.counters.apply_errors.fetch_add(1, Ordering::Relaxed);

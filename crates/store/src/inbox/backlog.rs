@@ -114,7 +114,8 @@ impl TenantBacklog {
     /// its bytes.
     fn unindex(&mut self, p: &Pending) -> usize {
         if let Some(d) = &p.record.delivery_id {
-            self.deliveries.remove(&(p.record.source.clone(), d.clone()));
+            self.deliveries
+                .remove(&(p.record.source.clone(), d.clone()));
         }
         self.bytes -= p.bytes;
         p.bytes

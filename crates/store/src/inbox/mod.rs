@@ -19,7 +19,7 @@ mod backlog;
 mod error;
 mod start;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,13 +50,15 @@ pub const GENERATION_SHIFT: u32 = 40;
 /// Default batching window of the appliers.
 pub const DEFAULT_APPLY_DELAY: Duration = Duration::from_millis(50);
 /// Default cap on records not yet in the catalog, node-wide.
-pub const DEFAULT_MAX_PENDING_RECORDS: usize = 100_000;
+pub const DEFAULT_MAX_PENDING_RECORDS: usize = 20_000;
 /// Default cap on their bytes.
-pub const DEFAULT_MAX_PENDING_BYTES: usize = 64 << 20;
+pub const DEFAULT_MAX_PENDING_BYTES: usize = 16 << 20;
 /// Default cap on one tenant's records.
-pub const DEFAULT_MAX_TENANT_PENDING: usize = 20_000;
+pub const DEFAULT_MAX_TENANT_PENDING: usize = 5_000;
 /// Default time between checkpoints (filesystem sync + log release).
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+/// How close to its quota a tenant file must be before the quota check also counts its WAL.
+pub const WAL_ALLOWANCE: u64 = 8 << 20;
 /// Tenants applied at once by the appliers.
 pub const APPLY_CONCURRENCY: usize = 4;
 
@@ -314,16 +316,18 @@ impl Inbox {
     /// Refuses a delivery that would take the tenant past its size quota: its file and WAL on
     /// disk, what is already in its backlog, and this body (an over-estimate: the WAL holds
     /// old page versions too, so a tenant is refused a little before SQLite would refuse it).
+    /// The WAL is only looked at when the file alone is within [`WAL_ALLOWANCE`] of the quota
+    /// (one `stat` per delivery otherwise).
     fn check_quota(&self, tenant: &TenantId, body: usize) -> Result<(), InboxError> {
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
         let path = self.inner.pool.path_of(tenant);
-        let [wal, _] = crate::layout::companion_paths(&path);
-        let on_disk: u64 = [&path, &wal]
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
-        let pending = self.inner.backlog.tenant_bytes(tenant) as u64;
-        if on_disk + pending + body as u64 > self.inner.pool.config().quota_bytes {
+        let quota = self.inner.pool.config().quota_bytes;
+        let mut need = size(&path) + self.inner.backlog.tenant_bytes(tenant) as u64 + body as u64;
+        if need + WAL_ALLOWANCE > quota {
+            let [wal, _] = crate::layout::companion_paths(&path);
+            need += size(&wal);
+        }
+        if need > quota {
             return Err(InboxError::QuotaExceeded);
         }
         Ok(())

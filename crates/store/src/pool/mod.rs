@@ -224,6 +224,23 @@ impl TenantPool {
         Ok(())
     }
 
+    /// Applies the tenant's backlog for the appliers. A tenant that was not open is opened for
+    /// this and then left as the first candidate for eviction and idle close (its recency is
+    /// not refreshed): a round over thousands of once-a-minute tenants does not push the hot
+    /// tenants out of the pool. Errors: as [`TenantPool::writer`].
+    pub async fn apply_backlog(&self, id: &TenantId) -> Result<(), StoreError> {
+        let was_open = self.is_open(id);
+        let guard = self.writer(id).await?;
+        let slot = guard.slot().clone();
+        drop(guard);
+        if !was_open {
+            let ttl = self.inner.cfg.idle_ttl.as_millis() as u64;
+            let demoted = self.inner.now_ms(Instant::now()).saturating_sub(ttl / 2);
+            slot.last_used_ms.store(demoted, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// The remembered migration failure of `id`, if its migration failed (it is refused until
     /// deleted or recreated).
     pub fn migration_failure(&self, id: &TenantId) -> Option<String> {
