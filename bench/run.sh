@@ -115,7 +115,7 @@ start_server() {
   esac
   SRV_PID=$!
   local code=000
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 1200); do
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT$ready" || true)
     [[ $code != 000 ]] && break; sleep 0.1
   done

@@ -56,6 +56,24 @@ pub enum ProvisionError {
     },
 }
 
+/// Builds the node catalog (`<data>/catalog.db`) from the tenant files, as `tenantd serve`
+/// does on its first start; returns the tenants read and the time it took. Errors: the
+/// catalog's (an unreadable tenant file is one).
+pub fn build_catalog(data_dir: &Path) -> Result<(usize, Duration), store::catalog::CatalogError> {
+    use store::catalog::{catalog_path, Catalog, CatalogConfig};
+    let started = Instant::now();
+    let catalog = Catalog::open(
+        &catalog_path(data_dir),
+        CatalogConfig::new(store::Durability::Fsync),
+    )?;
+    let report = catalog.rebuild_all(data_dir)?;
+    if let Some((_, e)) = report.failures.into_iter().next() {
+        return Err(e);
+    }
+    catalog.close()?;
+    Ok((report.tenants, started.elapsed()))
+}
+
 /// The tenant indices writer `job` of `jobs` handles: every `jobs`-th index from `job`.
 pub fn share(count: u64, jobs: usize, job: usize) -> impl Iterator<Item = u64> {
     let jobs = jobs.max(1) as u64;

@@ -588,6 +588,49 @@ mod tests {
     }
 
     #[test]
+    fn ingest_settings_resolve_from_the_file() {
+        let s = Settings::resolve(&ServeArgs::default(), &FileConfig::default(), None).unwrap();
+        assert_eq!(s.inbox.sync_interval, Duration::from_secs(1));
+        assert_eq!(
+            s.inbox.caps.records,
+            store::inbox::DEFAULT_MAX_PENDING_RECORDS
+        );
+        let file: FileConfig = toml::from_str(
+            "sync_interval = \"200ms\"\napply_delay = \"0s\"\ndedupe_window = \"3d\"\n\
+             max_pending = 10\nmax_pending_bytes = \"2MiB\"\nmax_pending_per_tenant = 4\n\
+             checkpoint_interval = \"1m\"\ndurability = \"crash\"",
+        )
+        .unwrap();
+        let s = Settings::resolve(&ServeArgs::default(), &file, None).unwrap();
+        let c = &s.inbox;
+        assert_eq!(c.durability, Durability::Crash);
+        assert_eq!(
+            (c.sync_interval, c.apply_delay, c.checkpoint_interval),
+            (
+                Duration::from_millis(200),
+                Duration::ZERO,
+                Duration::from_secs(60)
+            )
+        );
+        assert_eq!(c.dedupe_window, Duration::from_secs(3 * 86_400));
+        assert_eq!(
+            (c.caps.records, c.caps.bytes, c.caps.tenant_records),
+            (10, 2 << 20, 4)
+        );
+        for bad in [
+            "max_pending = 0",
+            "max_pending_bytes = \"1\"",
+            "checkpoint_interval = \"0s\"",
+            "sync_interval = \"soon\"",
+        ] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            let err = Settings::resolve(&ServeArgs::default(), &file, None).unwrap_err();
+            let key = bad.split(' ').next().unwrap();
+            assert!(format!("{err:#}").contains(key), "{bad}: {err:#}");
+        }
+    }
+
+    #[test]
     fn open_wait_resolves_from_the_file() {
         let s = Settings::resolve(&ServeArgs::default(), &FileConfig::default(), None).unwrap();
         assert_eq!(s.pool.open_wait, store::config::DEFAULT_OPEN_WAIT);
