@@ -117,7 +117,9 @@ async fn open_tenants_never_exceed_the_cap() {
             assert!(open <= 8.0, "round {round}: {open} open");
         }
     }
-    assert!(srv.metric("tenantd_evictions_total").await >= 72.0);
+    // Every tenant was opened at least once through a pool of 8: at least 32 were evicted
+    // (tenants the appliers opened go first, in no particular order among themselves).
+    assert!(srv.metric("tenantd_evictions_total").await >= 32.0);
     for id in &ids {
         let r = srv
             .admin(reqwest::Method::GET, &format!("/admin/tenants/{id}"))
