@@ -16,6 +16,10 @@
 # (Bun: counts its `events` rows) over every tenant file. A run whose wrk saw no successful
 # write, or whose files hold fewer writes than were acknowledged, is recorded and then refused:
 # the script exits 1 naming the run. SERVERS="tenantd-fsync tenantd-crash" skips Bun.
+#
+# Before/after: BASE_TENANTD=<another tenantd binary, e.g. a build of an earlier commit> and
+# SERVERS="base-fsync tenantd-fsync base-crash tenantd-crash" run both builds side by side in one
+# run (`base-*` provisions, migrates and serves with BASE_TENANTD).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HERE=$ROOT/bench
@@ -66,10 +70,14 @@ for T in $TENANTS; do
       pid=$!
       wait_up "t/readycheck/events"
     else
-      mode=${server#tenantd-}
-      "$TENANTD" bench provision --data "$data" --count "$T" > /dev/null
-      "$TENANTD" migrate --dir "$HERE/sql" --data "$data" --jobs 2 > "$OUT/$label.migrate.txt"
-      TENANTD_ADMIN_TOKEN=$TOKEN taskset -c "$SERVER_CPU" "$TENANTD" serve --listen "127.0.0.1:$PORT" \
+      bin=$TENANTD; mode=${server#tenantd-}
+      if [[ $server == base-* ]]; then
+        bin=${BASE_TENANTD:?"base-* servers need BASE_TENANTD (another tenantd binary)"}
+        mode=${server#base-}
+      fi
+      "$bin" bench provision --data "$data" --count "$T" > /dev/null
+      "$bin" migrate --dir "$HERE/sql" --data "$data" --jobs 2 > "$OUT/$label.migrate.txt"
+      TENANTD_ADMIN_TOKEN=$TOKEN taskset -c "$SERVER_CPU" "$bin" serve --listen "127.0.0.1:$PORT" \
         --data "$data" --durability "$mode" --idle-ttl "$IDLE_TTL" > "$OUT/$label.server.log" 2>&1 &
       pid=$!
       wait_up healthz
