@@ -214,7 +214,7 @@ async fn a_recreated_tenant_never_receives_its_predecessors_deliveries() {
     let dir = tempfile::tempdir().unwrap();
     let (pool, inbox) = open(dir.path(), Durability::Fsync).await;
     create(&pool, &inbox, "a").await;
-    post(&inbox, "a", "old", Some("d1")).await;
+    post(&inbox, "a", "old", Some("d-old")).await;
     // Deleted (as the admin route does) before the record was applied, then created again.
     inbox.tenant_deleted(&t("a")).unwrap();
     pool.delete(&t("a")).await.unwrap();
@@ -230,6 +230,9 @@ async fn a_recreated_tenant_never_receives_its_predecessors_deliveries() {
         .map(|e| e.body)
         .collect();
     assert_eq!(bodies, [b"new".to_vec()]);
+    // Nor does it inherit its predecessor's delivery ids: this is a first delivery here.
+    let (id, duplicate) = post(&inbox, "a", "again", Some("d-old")).await;
+    assert!(!duplicate && id > 1, "{id}");
     stop(pool, inbox).await;
 }
 

@@ -54,18 +54,25 @@ pub fn apply_pending(
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let res = insert_all(conn, &records);
     conn.pragma_update(None, "synchronous", prev)?;
-    res?;
-    let seqs: Vec<u64> = records.iter().map(|(seq, _, _)| *seq).collect();
-    backlog.mark_applied(tenant, &seqs);
+    let foreign = res?;
+    let (gone, kept): (Vec<u64>, Vec<u64>) = records
+        .iter()
+        .map(|(seq, _, _)| *seq)
+        .partition(|seq| foreign.binary_search(seq).is_ok());
+    backlog.discard(tenant, &gone);
+    backlog.mark_applied(tenant, &kept);
     Ok(records.len())
 }
 
-/// Inserts every record not yet in the file, in one transaction. Errors: SQLite.
-pub fn insert_all(conn: &Connection, records: &[(u64, Lsn, Record)]) -> rusqlite::Result<()> {
+/// Inserts every record not yet in the file, in one transaction; returns the seqs of the
+/// records that belong to an earlier tenant of the same id (not stored). Errors: SQLite.
+pub fn insert_all(conn: &Connection, records: &[(u64, Lsn, Record)]) -> rusqlite::Result<Vec<u64>> {
     let tx = conn.unchecked_transaction()?;
     let floor = created_lsn(&tx)?;
-    for (_, lsn, r) in records {
+    let mut foreign = Vec::new();
+    for (seq, lsn, r) in records {
         if lsn_value(*lsn) <= floor {
+            foreign.push(*seq);
             continue;
         }
         let n = insert(&tx, r, r.delivery_id.as_deref())?;
@@ -75,7 +82,8 @@ pub fn insert_all(conn: &Connection, records: &[(u64, Lsn, Record)]) -> rusqlite
             insert(&tx, r, None)?;
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(foreign)
 }
 
 fn insert(conn: &Connection, r: &Record, delivery: Option<&str>) -> rusqlite::Result<usize> {

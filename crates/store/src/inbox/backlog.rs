@@ -443,6 +443,33 @@ impl Backlog {
         }
     }
 
+    /// Drops these records (by seq, ascending) of the tenant: they belong to an earlier tenant
+    /// of the same id, so neither its file nor the catalog may have them.
+    pub fn discard(&self, tenant: &TenantId, seqs: &[u64]) {
+        if seqs.is_empty() {
+            return;
+        }
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let Some(t) = st.tenants.get_mut(tenant) else {
+            return;
+        };
+        let mut kept = VecDeque::with_capacity(t.records.len());
+        for p in std::mem::take(&mut t.records) {
+            if seqs.binary_search(&p.seq).is_ok() {
+                p.outcome.send_replace(Outcome::Failed);
+                st.bytes -= t.unindex(&p);
+                st.records -= 1;
+            } else {
+                kept.push_back(p);
+            }
+        }
+        t.records = kept;
+        if t.records.is_empty() {
+            st.tenants.remove(tenant);
+        }
+    }
+
     /// Records that applying the tenant's records failed: the appliers retry it after a delay
     /// that doubles per failure (100 ms to 10 s); a `Quota` or `Migration` failure also refuses
     /// its new deliveries until an apply succeeds.

@@ -237,7 +237,11 @@ impl TenantPool {
             let ttl = self.inner.cfg.idle_ttl.as_millis() as u64;
             // Older than any tenant in use, younger than the idle cutoff (which saturates at
             // 0 in the pool's first `idle_ttl`).
-            let demoted = self.inner.now_ms(Instant::now()).saturating_sub(ttl / 2).max(1);
+            let demoted = self
+                .inner
+                .now_ms(Instant::now())
+                .saturating_sub(ttl / 2)
+                .max(1);
             slot.last_used_ms.store(demoted, Ordering::Relaxed);
         }
         Ok(())
