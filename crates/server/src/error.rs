@@ -172,12 +172,17 @@ impl From<InboxError> for ApiError {
 #[derive(Debug, Clone, Copy)]
 pub struct RejectReason(pub &'static str);
 
-/// Logs one rejection once, at the level its status calls for: 5xx at error (load shedding —
+/// Logs one rejection once, at the level its status calls for (a full ingest backlog at debug:
+/// it is shed per delivery and counted in the metrics): 5xx at error (load shedding —
 /// `overloaded`, `shutting_down` — at warn), refused credentials, permissions and signatures
 /// (401, 403) at info, every other 4xx at debug. The SQL routes' errors use it too.
 pub fn log_reject(status: StatusCode, code: &str, reason: &dyn std::fmt::Display) {
     let status = status.as_u16();
-    if matches!(code, "overloaded" | "shutting_down" | "ingest_backlog") {
+    if code == "ingest_backlog" {
+        // Shed at the rate deliveries arrive: counted in tenantd_ingest_refused_total, and the
+        // appliers' own progress is what an operator needs to see.
+        tracing::debug!(status, code, reason = %reason, "request rejected");
+    } else if matches!(code, "overloaded" | "shutting_down") {
         tracing::warn!(status, code, reason = %reason, "request rejected");
     } else if status >= 500 {
         tracing::error!(status, code, reason = %reason, "request failed");

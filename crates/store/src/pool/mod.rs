@@ -225,9 +225,10 @@ impl TenantPool {
     }
 
     /// Applies the tenant's backlog for the appliers. A tenant that was not open is opened for
-    /// this and then left as the first candidate for eviction and idle close (its recency is
-    /// not refreshed): a round over thousands of once-a-minute tenants does not push the hot
-    /// tenants out of the pool. Errors: as [`TenantPool::writer`].
+    /// this and then marked idle: the next maintenance pass closes it (cleanly), and until then
+    /// it is the first candidate for eviction, so a round over thousands of once-a-minute
+    /// tenants neither pushes the hot tenants out of the pool nor keeps the cold ones open.
+    /// Errors: as [`TenantPool::writer`].
     pub async fn apply_backlog(&self, id: &TenantId) -> Result<(), StoreError> {
         let was_open = self.is_open(id);
         let guard = self.writer(id).await?;
@@ -235,12 +236,12 @@ impl TenantPool {
         drop(guard);
         if !was_open {
             let ttl = self.inner.cfg.idle_ttl.as_millis() as u64;
-            // Older than any tenant in use, younger than the idle cutoff (which saturates at
-            // 0 in the pool's first `idle_ttl`).
+            // Past the idle cutoff (in the pool's first `idle_ttl` the cutoff saturates at 0:
+            // 1 keeps the tenant open until then, still first in line for eviction).
             let demoted = self
                 .inner
                 .now_ms(Instant::now())
-                .saturating_sub(ttl / 2)
+                .saturating_sub(ttl + 1)
                 .max(1);
             slot.last_used_ms.store(demoted, Ordering::Relaxed);
         }
