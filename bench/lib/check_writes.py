@@ -22,7 +22,8 @@ def stored(root, query):
     total = files = 0
     for d, _, names in os.walk(root):
         for name in names:
-            if not name.endswith(".db"):
+            # tenantd's node catalog (data/catalog.db) is not a tenant file.
+            if not name.endswith(".db") or (d == root and name == "catalog.db"):
                 continue
             con = sqlite3.connect(os.path.join(d, name))
             try:
