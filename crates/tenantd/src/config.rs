@@ -29,7 +29,8 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "TENANTD_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Data directory; tenant files live under DIR/tenants [default: ./data].
+    /// Data directory: tenant files under DIR/tenants, the node catalog DIR/catalog.db, the
+    /// webhook ingest log DIR/log [default: ./data].
     #[arg(long, env = "TENANTD_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// TOML configuration file (keys as in the README's configuration table).
@@ -39,7 +40,8 @@ pub struct ServeArgs {
     /// [default: 10s].
     #[arg(long, env = "TENANTD_IDLE_TTL", value_name = "DURATION")]
     pub idle_ttl: Option<String>,
-    /// "fsync": a 2xx survives power loss; "crash": a 2xx survives a process crash [default: fsync].
+    /// "fsync": a 2xx survives power loss; "crash": a 2xx survives a process crash, and a
+    /// power cut loses at most the last `sync_interval` (1 s) of webhooks [default: fsync].
     #[arg(long, env = "TENANTD_DURABILITY", value_name = "MODE")]
     pub durability: Option<Durability>,
     /// Most tenants open at once (LRU eviction past it) [default: 1024].
