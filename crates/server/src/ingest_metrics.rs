@@ -13,7 +13,7 @@ pub fn render(out: &mut String, s: &InboxStats) {
         );
     };
     let b = &s.backlog;
-    let rows: [(&str, &str, &str, String); 19] = [
+    let rows: [(&str, &str, &str, String); 20] = [
         (
             "tenantd_ingest_log_bytes",
             "Bytes of the ingest log's live segments.",
@@ -121,6 +121,12 @@ pub fn render(out: &mut String, s: &InboxStats) {
             "Checkpoints (filesystem sync, then log release).",
             "counter",
             s.checkpoints.to_string(),
+        ),
+        (
+            "tenantd_ingest_pruned_deliveries_total",
+            "Delivery ids forgotten after the dedupe window.",
+            "counter",
+            s.pruned_deliveries.to_string(),
         ),
         (
             "tenantd_ingest_unclean_starts",

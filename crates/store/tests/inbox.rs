@@ -269,3 +269,32 @@ async fn reads_see_acknowledged_deliveries_before_any_apply_round() {
     assert!(!pool.path_of(&t("ghost")).exists());
     stop(pool, inbox).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_after_the_dedupe_window_is_stored_as_a_new_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pcfg = PoolConfig::new(dir.path());
+    pcfg.durability = Durability::Fsync;
+    let pool = TenantPool::open(pcfg).unwrap();
+    let mut cfg = InboxConfig::new(dir.path(), Durability::Fsync);
+    cfg.apply_delay = Duration::from_secs(3600);
+    // A window of nothing: every applied delivery id is older than it.
+    cfg.dedupe_window = Duration::ZERO;
+    let inbox = Inbox::open(pool.clone(), cfg).await.unwrap();
+    create(&pool, &inbox, "a").await;
+    let (first, _) = post(&inbox, "a", "one", Some("d1")).await;
+    // Still in the backlog: a duplicate whatever the window.
+    assert_eq!(post(&inbox, "a", "two", Some("d1")).await, (first, true));
+    assert!(inbox.drain(Duration::from_secs(10)).await);
+    assert_eq!(inbox.prune_deliveries().await.unwrap(), 1);
+    let (second, duplicate) = post(&inbox, "a", "three", Some("d1")).await;
+    assert!(!duplicate && second > first);
+    // The file still holds d1 under the first event: the new one is stored without it.
+    let got: Vec<(i64, Option<String>)> = events_of(&pool, "a")
+        .await
+        .into_iter()
+        .map(|e| (e.id, e.delivery_id))
+        .collect();
+    assert_eq!(got, [(first, Some("d1".into())), (second, None)]);
+    stop(pool, inbox).await;
+}

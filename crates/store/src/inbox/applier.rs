@@ -28,11 +28,16 @@ use crate::name::TenantId;
 /// How long a round waits for a tenant's writer before leaving it to the next round.
 const WRITER_WAIT: Duration = Duration::from_millis(100);
 
+/// How often delivery ids older than the dedupe window are pruned from the catalog.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// Starts the loop; it ends when `inner.stop` is notified.
 pub(super) fn spawn(inner: &Arc<Inner>) -> tokio::task::JoinHandle<()> {
     let inner = inner.clone();
     tokio::spawn(async move {
         let mut last_checkpoint = Instant::now();
+        // The first pass prunes at once (a node that was down for days has a backlog of them).
+        let mut last_prune: Option<Instant> = None;
         loop {
             let every = inner.cfg.checkpoint_interval;
             tokio::select! {
@@ -53,8 +58,32 @@ pub(super) fn spawn(inner: &Arc<Inner>) -> tokio::task::JoinHandle<()> {
                     tracing::error!(error = %e, "ingest checkpoint failed; the log is kept");
                 }
             }
+            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                last_prune = Some(Instant::now());
+                if let Err(e) = prune(&inner).await {
+                    tracing::error!(error = %e, "ingest: pruning old delivery ids failed");
+                }
+            }
         }
     })
+}
+
+/// Deletes delivery ids older than the dedupe window from the catalog; returns how many.
+pub(super) async fn prune(inner: &Arc<Inner>) -> Result<u64, InboxError> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let before = now_ms.saturating_sub(inner.cfg.dedupe_window.as_millis());
+    let before = i64::try_from(before).unwrap_or(i64::MAX);
+    let inner2 = inner.clone();
+    let n = tokio::task::spawn_blocking(move || inner2.catalog.prune_deliveries(before))
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))??;
+    inner
+        .counters
+        .pruned_deliveries
+        .fetch_add(n, Ordering::Relaxed);
+    Ok(n)
 }
 
 /// One round; returns how many tenants it applied.

@@ -156,6 +156,8 @@ pub struct InboxStats {
     pub checkpoints: u64,
     /// Records dropped because their tenant no longer exists.
     pub dropped_records: u64,
+    /// Delivery ids pruned from the catalog (older than the dedupe window).
+    pub pruned_deliveries: u64,
     /// Unclean starts so far.
     pub generation: i64,
 }
@@ -170,6 +172,7 @@ struct Counters {
     refused_full: AtomicU64,
     checkpoints: AtomicU64,
     dropped_records: AtomicU64,
+    pruned_deliveries: AtomicU64,
 }
 
 /// The inbox; cheap to clone.
@@ -433,6 +436,13 @@ impl Inbox {
         applier::drain(&self.inner, timeout).await
     }
 
+    /// Forgets delivery ids older than the dedupe window now (the appliers do it at start and
+    /// hourly); returns how many went. A redelivery after that is stored as a new event.
+    /// Errors: `Catalog`.
+    pub async fn prune_deliveries(&self) -> Result<u64, InboxError> {
+        applier::prune(&self.inner).await
+    }
+
     /// Runs a checkpoint now: filesystem sync, applied position, log release. Errors: `Log`,
     /// `Catalog`, `Store`.
     pub async fn checkpoint(&self) -> Result<(), InboxError> {
@@ -463,6 +473,7 @@ impl Inbox {
             refused_full: c.refused_full.load(Ordering::Relaxed),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),
             dropped_records: c.dropped_records.load(Ordering::Relaxed),
+            pruned_deliveries: c.pruned_deliveries.load(Ordering::Relaxed),
             generation: inner.generation,
         }
     }
