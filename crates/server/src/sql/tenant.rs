@@ -181,10 +181,7 @@ pub async fn check_epoch(
 
 /// The tenant's token epoch, written first if the file has none. Errors: the pool's.
 pub async fn current_epoch(st: &AppState, tenant: &TenantId) -> Result<String, SqlError> {
-    let stored = st
-        .pool
-        .read(tenant, |conn| Ok(token_epoch::read(conn)?))
-        .await?;
+    let stored = st.pool.token_epoch(tenant).await?;
     Ok(match stored {
         Some(epoch) => epoch,
         None => {

@@ -59,6 +59,11 @@ pub(super) struct Slot {
     pub(super) migrated: AtomicBool,
     /// The file vanished under the pool: close the slot as soon as its last user leaves.
     pub(super) gone: AtomicBool,
+    /// Write guards released so far (read guards of exclusive locking not counted): a value
+    /// read at one count is still what the file holds while the count is unchanged.
+    pub(super) writes_released: AtomicU64,
+    /// The token epoch and the `writes_released` it was read at (exclusive locking only).
+    pub(super) epoch_memo: Mutex<Option<(u64, Option<String>)>>,
 }
 
 /// One place in a slot's write or read queue, given back on drop — also when the waiting
@@ -204,6 +209,8 @@ impl Inner {
             checkpointing: AtomicBool::new(false),
             migrated: AtomicBool::new(self.cfg.migrations.is_none()),
             gone: AtomicBool::new(false),
+            writes_released: AtomicU64::new(0),
+            epoch_memo: Mutex::new(None),
         });
         map.insert(id.clone(), Entry::Open(slot.clone()));
         self.stats.open_tenants.fetch_add(1, Ordering::Relaxed);

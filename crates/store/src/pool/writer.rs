@@ -29,6 +29,8 @@ pub struct WriterGuard {
     // may close the tenant (and closing needs the lock free).
     conn: OwnedMutexGuard<Option<Connection>>,
     lease: Lease,
+    /// Taken for a read (exclusive locking): its release does not count as a write.
+    for_read: bool,
 }
 
 impl Drop for WriterGuard {
@@ -36,6 +38,11 @@ impl Drop for WriterGuard {
     /// cancelled at the wrong moment) must not leave that transaction open for the next writer:
     /// roll it back.
     fn drop(&mut self) {
+        if !self.for_read {
+            // Still holding the connection: no read sees the file between the two.
+            let slot = &self.lease.slot;
+            slot.writes_released.fetch_add(1, Ordering::AcqRel);
+        }
         if let Some(conn) = self.conn.as_ref() {
             if !conn.is_autocommit() {
                 let tenant = &self.lease.slot.id;
@@ -64,7 +71,28 @@ impl WriterGuard {
         }
         let conn = slot.writer.clone().lock_owned().await;
         drop(queued);
-        Ok(WriterGuard { conn, lease })
+        Ok(WriterGuard {
+            conn,
+            lease,
+            for_read: false,
+        })
+    }
+
+    /// Waits for the leased tenant's writer to run a read on it (exclusive locking, where the
+    /// writer is the tenant's only connection). Reads are not counted against
+    /// `max_queued_writes`: they wait in `queued_reads`, as reads do in shared locking.
+    pub(super) async fn acquire_for_read(lease: Lease) -> Self {
+        let conn = lease.slot.writer.clone().lock_owned().await;
+        WriterGuard {
+            conn,
+            lease,
+            for_read: true,
+        }
+    }
+
+    /// The connection, if the writer has been opened (for a read that must not open it).
+    pub(super) fn opened(&self) -> Option<&Connection> {
+        self.conn.as_ref()
     }
 
     /// The tenant this guard writes to.
