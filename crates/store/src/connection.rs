@@ -1,11 +1,11 @@
 //! Opening and closing one tenant connection with tenantd's settings.
 //!
-//! Every connection: in exclusive locking (`PoolConfig::locking`) `locking_mode=EXCLUSIVE` first
-//! (the WAL index in heap memory, no `-shm`; the file is locked against every other connection
-//! until this one closes), WAL, `synchronous` from the durability mode, a small page cache, the size
-//! quota, no automatic checkpoints (the pool schedules them), no checkpoint on close and a
-//! persistent WAL (so closing is cheap: DESIGN.md §2 measured close-time checkpoints at ~44x the
-//! cost of the write), and the defensive settings untrusted tenant SQL needs (no writable schema,
+//! Every connection: in exclusive locking (`PoolConfig::locking`) `locking_mode=EXCLUSIVE`
+//! first (the WAL index in heap memory, no `-shm`; the file is locked against every other
+//! connection until this one closes), WAL, `synchronous` from the durability mode, a small page
+//! cache, the size quota, no automatic checkpoints (the pool schedules them), no checkpoint on
+//! close and a persistent WAL (so closing is cheap: DESIGN.md §2 measured close-time checkpoints
+//! at ~44x the cost of the write), and the defensive settings untrusted tenant SQL needs (no writable schema,
 //! untrusted schema objects, no extension loading — rusqlite is built without it), plus the
 //! trusted authorizer: tenantd's own statements run under it, so a tenant's trigger or view they
 //! fire (a migration inserting into a tenant table) cannot touch the reserved `_tenantd_*`

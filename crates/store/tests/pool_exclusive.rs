@@ -240,3 +240,38 @@ async fn inspect_reads_an_open_tenant_through_its_one_connection() {
     pool.shutdown(Duration::from_secs(5)).await;
     assert_eq!(files_of(&pool, &id), ["shown.db"]);
 }
+
+/// In exclusive locking a SQL stream's open transaction holds the tenant's one connection
+/// between requests. The token-epoch check of the stream's next request read the file, so it
+/// waited for that transaction (until the stream expired) whenever the remembered epoch was
+/// older than the last write: a write between the first request's check and its BEGIN, or a
+/// stream begun with the admin token.
+#[tokio::test]
+async fn regression_epoch_check_waits_for_a_transaction_held_across_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |_| {});
+    let id = t("stream");
+    pool.create(&id, events::init_schema).await.unwrap();
+    let before = pool.token_epoch(&id).await.unwrap();
+    insert(&pool, &id, b"a write after the check")
+        .await
+        .unwrap();
+    let guard = pool.writer(&id).await.unwrap();
+    let (guard, ()) = guard
+        .run(|c| c.execute_batch("BEGIN; SELECT 1").unwrap())
+        .await
+        .unwrap();
+    let during = tokio::time::timeout(Duration::from_secs(10), pool.token_epoch(&id))
+        .await
+        .expect("the epoch check waited for the held transaction")
+        .unwrap();
+    assert_eq!(during, before);
+    drop(guard);
+    // A revoke ends the remembered epoch: the next check reads the new one.
+    let renewed = pool
+        .write(&id, |c| Ok(store::token_epoch::renew(c)?))
+        .await
+        .unwrap();
+    assert_ne!(Some(renewed.clone()), before);
+    assert_eq!(pool.token_epoch(&id).await.unwrap(), Some(renewed));
+}

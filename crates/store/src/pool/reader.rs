@@ -1,10 +1,11 @@
 //! Reads: a tenant's reader connections and their per-tenant cap, or, in exclusive locking, its
 //! writer; and showing a tenant (`TenantPool::inspect`) without opening it.
 //!
-//! Shared locking (`Locking::Shared`): a tenant has at most `readers_per_tenant` reader connections, in use or idle: a read takes a
-//! permit first (waiting for one is an async wait, so queued reads cost no thread), then an
-//! idle connection or a new one, and gives the connection back to the slot afterwards. The
-//! connections of an open tenant are therefore bounded, which the pool's fd budget relies on.
+//! Shared locking (`Locking::Shared`): a tenant has at most `readers_per_tenant` reader
+//! connections, in use or idle: a read takes a permit first (waiting for one is an async wait,
+//! so queued reads cost no thread), then an idle connection or a new one, and gives the
+//! connection back to the slot afterwards. The connections of an open tenant are therefore
+//! bounded, which the pool's fd budget relies on.
 //!
 //! Exclusive locking (`Locking::Exclusive`): the writer is the tenant's only connection (its
 //! file lock refuses any other), so a read takes the writer (waiting in `queued_reads`, not

@@ -18,10 +18,12 @@ use tokio::sync::OwnedMutexGuard;
 use super::join_error;
 use super::slot::{Lease, Queued, Slot};
 use super::Inner;
+use crate::config::Locking;
 use crate::connection::{self, Access};
 use crate::error::StoreError;
 use crate::migrate::{self, Outcome};
 use crate::name::TenantId;
+use crate::token_epoch;
 
 /// Exclusive use of one tenant's writer connection; the tenant stays open while it lives.
 pub struct WriterGuard {
@@ -117,13 +119,37 @@ impl WriterGuard {
             let mut guard = self;
             let result = guard.open_if_needed().map(|()| {
                 let conn = guard.conn.as_ref().expect("opened above");
-                f(conn)
+                let result = f(conn);
+                guard.remember_epoch_if_kept();
+                result
             });
             (guard, result)
         })
         .await
         .map_err(join_error)?;
         Ok((guard, result?))
+    }
+
+    /// In exclusive locking a write guard kept inside a transaction (a SQL stream between its
+    /// requests) blocks every read of the tenant, the token-epoch check of the stream's own
+    /// next request included: remember the epoch now, valid until this guard is released.
+    /// Blocking; a failed read just leaves nothing remembered.
+    fn remember_epoch_if_kept(&self) {
+        let (slot, inner) = (&self.lease.slot, &self.lease.inner);
+        let Some(conn) = self.conn.as_ref() else {
+            return;
+        };
+        if self.for_read || inner.cfg.locking != Locking::Exclusive || conn.is_autocommit() {
+            return;
+        }
+        // Only released write guards move the count, and this one is held: it is stable.
+        let at = slot.writes_released.load(Ordering::Acquire);
+        if matches!(&*slot.epoch_memo.lock(), Some((m, _)) if *m == at) {
+            return;
+        }
+        if let Ok(epoch) = token_epoch::read(conn) {
+            *slot.epoch_memo.lock() = Some((at, epoch));
+        }
     }
 
     /// Opens the writer connection if the slot has none. Blocking.
