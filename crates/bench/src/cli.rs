@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use store::Durability;
+use store::{Durability, Locking};
 
 use crate::coldopen::{self, ColdOpen};
 use crate::coldopen_report as report;
@@ -52,6 +52,10 @@ pub struct ColdOpenArgs {
     /// Durability mode (repeatable; default: fsync and crash).
     #[arg(long)]
     pub durability: Vec<Durability>,
+    /// Locking mode of the pool's own open (`tenantd`, `fast-close`; the piece-by-piece
+    /// variants set their own): "exclusive" or "shared" [default: the pool's default].
+    #[arg(long, value_name = "MODE")]
+    pub locking: Option<Locking>,
     /// Runs of each variant and mode.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub repeat: u32,
@@ -101,6 +105,7 @@ impl ColdOpenArgs {
             variants,
             modes,
             repeat: self.repeat,
+            locking: self.locking.unwrap_or(store::config::DEFAULT_LOCKING),
             hold: self.hold,
             prepared: self.prepared,
         })

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use store::{Durability, PoolConfig};
+use store::{Durability, Locking, PoolConfig};
 
 use crate::coldopen_variants::{CycleError, Variant};
 use crate::names::{NameSet, NamesError, DEFAULT_PREFIX, DEFAULT_WIDTH};
@@ -28,6 +28,8 @@ pub struct ColdOpen {
     pub modes: Vec<Durability>,
     /// Runs of each variant and mode.
     pub repeat: u32,
+    /// Locking mode of the pool's own open (the `tenantd` and `fast-close` variants).
+    pub locking: Locking,
     /// Other tenants kept open during the loop (SQLite's per-process lists grow with them).
     pub hold: u64,
     /// `dir` already holds the files (one variant, one mode, one run; nothing is provisioned).
@@ -141,6 +143,7 @@ fn run_one(
     };
     let mut cfg = PoolConfig::new(&dir);
     cfg.durability = mode;
+    cfg.locking = b.locking;
     let path = |i: u64| variant.layout().path(&dir, &names.name(i));
     let failed = |i: u64| {
         let path = path(i);

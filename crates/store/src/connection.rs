@@ -1,9 +1,11 @@
 //! Opening and closing one tenant connection with tenantd's settings.
 //!
-//! Every connection: WAL, `synchronous` from the durability mode, a small page cache, the size
-//! quota, no automatic checkpoints (the pool schedules them), no checkpoint on close and a
-//! persistent WAL (so closing is cheap: DESIGN.md §2 measured close-time checkpoints at ~44x the
-//! cost of the write), and the defensive settings untrusted tenant SQL needs (no writable schema,
+//! Every connection: in exclusive locking (`PoolConfig::locking`) `locking_mode=EXCLUSIVE`
+//! first (the WAL index in heap memory, no `-shm`; the file is locked against every other
+//! connection until this one closes), WAL, `synchronous` from the durability mode, a small page
+//! cache, the size quota, no automatic checkpoints (the pool schedules them), no checkpoint on
+//! close and a persistent WAL (so closing is cheap: DESIGN.md §2 measured close-time checkpoints
+//! at ~44x the cost of the write), and the defensive settings untrusted tenant SQL needs (no writable schema,
 //! untrusted schema objects, no extension loading — rusqlite is built without it), plus the
 //! trusted authorizer: tenantd's own statements run under it, so a tenant's trigger or view they
 //! fire (a migration inserting into a tenant table) cannot touch the reserved `_tenantd_*`
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, FileControl, OpenFlags};
 
-use crate::config::PoolConfig;
+use crate::config::{Locking, PoolConfig};
 use crate::error::StoreError;
 
 /// SQLite's page size for new tenant files.
@@ -54,6 +56,10 @@ pub fn open_existing(
         }
         Err(e) => return Err(e.into()),
     };
+    if cfg.locking == Locking::Exclusive {
+        // Before the first access, so the WAL index is made in heap memory (no -shm).
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+    }
     configure(&mut conn, cfg)?;
     match access {
         Access::Write => configure_writer(&mut conn, cfg, wal_pages.unwrap_or_default())?,

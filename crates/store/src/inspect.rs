@@ -39,7 +39,8 @@ pub fn inspect(path: &Path, cfg: &PoolConfig) -> Result<TenantSummary, StoreErro
     Ok(summary?)
 }
 
-fn summarize(conn: &Connection) -> rusqlite::Result<TenantSummary> {
+/// The summary, read on `conn` (any connection to the tenant). Errors: SQLite.
+pub(crate) fn summarize(conn: &Connection) -> rusqlite::Result<TenantSummary> {
     let (events, last_event_at_ms) = events::event_stats(conn)?;
     Ok(TenantSummary {
         events,

@@ -35,7 +35,7 @@ pub mod stats;
 pub mod sys;
 pub mod token_epoch;
 
-pub use config::{Durability, PoolConfig};
+pub use config::{Durability, Locking, PoolConfig};
 pub use error::StoreError;
 pub use name::{NameError, SourceName, TenantId};
 pub use pool::{TenantPool, WriterGuard};

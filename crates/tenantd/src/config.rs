@@ -11,7 +11,7 @@ use serde::Deserialize;
 use server::sql::SqlConfig;
 use server::HttpConfig;
 use store::inbox::InboxConfig;
-use store::{Durability, PoolConfig};
+use store::{Durability, Locking, PoolConfig};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// power cut loses at most the last `sync_interval` (1 s) of webhooks [default: fsync].
     #[arg(long, env = "TENANTD_DURABILITY", value_name = "MODE")]
     pub durability: Option<Durability>,
+    /// "exclusive": one connection per open tenant, WAL index in memory (no -shm), reads wait
+    /// for writes; "shared": a -shm and reader connections beside the writer [default: shared].
+    #[arg(long, env = "TENANTD_LOCKING", value_name = "MODE")]
+    pub locking: Option<Locking>,
     /// Most tenants open at once (LRU eviction past it) [default: 1024].
     #[arg(long, env = "TENANTD_MAX_OPEN", value_name = "N")]
     pub max_open: Option<usize>,
@@ -106,6 +110,7 @@ pub struct FileConfig {
     data: Option<PathBuf>,
     idle_ttl: Option<String>,
     durability: Option<Durability>,
+    locking: Option<Locking>,
     max_open: Option<usize>,
     open_wait: Option<String>,
     max_in_flight: Option<usize>,
@@ -193,6 +198,9 @@ impl Settings {
         }
         if let Some(v) = args.durability.or(file.durability) {
             pool.durability = v;
+        }
+        if let Some(v) = args.locking.or(file.locking) {
+            pool.locking = v;
         }
         if let Some(v) = args.max_open.or(file.max_open) {
             pool.max_open = positive("max_open", v)?;
@@ -531,6 +539,29 @@ mod tests {
         assert_eq!(s.pool.max_open, 7);
         assert_eq!(s.pool.quota_bytes, 2 << 20);
         assert_eq!(s.admin_token.as_deref(), Some("env-token-0123456789"));
+    }
+
+    #[test]
+    fn locking_resolves_from_flag_env_or_file() {
+        let default = Settings::resolve(&ServeArgs::default(), &FileConfig::default(), None);
+        assert_eq!(
+            default.unwrap().pool.locking,
+            store::config::DEFAULT_LOCKING
+        );
+        let file: FileConfig = toml::from_str("locking = \"exclusive\"").unwrap();
+        let s = Settings::resolve(&ServeArgs::default(), &file, None).unwrap();
+        assert_eq!(s.pool.locking, Locking::Exclusive);
+        let args = ServeArgs {
+            locking: Some(Locking::Shared),
+            ..Default::default()
+        };
+        assert_eq!(
+            Settings::resolve(&args, &file, None).unwrap().pool.locking,
+            Locking::Shared
+        );
+        assert!(toml::from_str::<FileConfig>("locking = \"normal\"").is_err());
+        let err = "normal".parse::<Locking>().unwrap_err();
+        assert!(err.contains("exclusive") && err.contains("shared"), "{err}");
     }
 
     #[test]

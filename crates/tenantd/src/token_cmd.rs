@@ -137,6 +137,13 @@ pub fn create(args: &CreateArgs) -> anyhow::Result<String> {
             "tenant {tenant} does not exist in {}: create it first (`tenantd tenant create {tenant}`)",
             data.display()
         ),
+        Err(e) if e.is_locked() => {
+            bail!(
+                "tenant file {} is locked: a server with locking = \"exclusive\" has tenant \
+                 {tenant} open; retry once it has been idle for the server's idle_ttl",
+                path.display()
+            )
+        }
         Err(e) => {
             return Err(e).with_context(|| format!("cannot read tenant file {}", path.display()))
         }
@@ -224,6 +231,27 @@ mod tests {
         };
         let err = format!("{:#}", create(&missing).unwrap_err());
         assert!(err.contains("globex does not exist"), "{err}");
+    }
+
+    #[test]
+    fn a_tenant_held_open_by_an_exclusive_server_is_reported_as_locked() {
+        let dir = data_dir();
+        let path = layout::tenant_path(dir.path(), &TenantId::parse("acme").unwrap());
+        let mut cfg = PoolConfig::new(dir.path());
+        cfg.locking = store::Locking::Exclusive;
+        let server =
+            store::connection::open_existing(&path, store::connection::Access::Write, &cfg, None)
+                .unwrap();
+        let err = format!(
+            "{:#}",
+            create(&CreateArgs {
+                init: true,
+                ..args(dir.path(), "acme")
+            })
+            .unwrap_err()
+        );
+        assert!(err.contains("locked") && err.contains("idle_ttl"), "{err}");
+        store::connection::close_clean(server);
     }
 
     #[test]

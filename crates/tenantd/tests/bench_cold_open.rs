@@ -114,7 +114,8 @@ fn cold_open_prepared_inserts_one_event_per_provisioned_tenant() {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut files = Vec::new();
-    let mut dirs = vec![data.clone()];
+    // Tenant files only (provisioning also builds the node catalog, data/catalog.db).
+    let mut dirs = vec![data.join("tenants")];
     while let Some(d) = dirs.pop() {
         for e in std::fs::read_dir(d).unwrap() {
             let p = e.unwrap().path();

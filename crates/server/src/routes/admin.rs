@@ -125,10 +125,7 @@ pub async fn show(
         st.pool.settle(&id).await?;
     }
     let path = st.pool.path_of(&id);
-    let (file, cfg) = (path.clone(), st.pool.config().clone());
-    let summary = tokio::task::spawn_blocking(move || store::inspect::inspect(&file, &cfg))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let summary = st.pool.inspect(&id).await?;
     let mut size = 0;
     for p in std::iter::once(path.clone()).chain(layout::companion_paths(&path)) {
         size += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);

@@ -3,6 +3,7 @@
 
 mod admin;
 mod bodies;
+mod exclusive;
 mod flow;
 mod front_door;
 mod ids;

@@ -50,7 +50,9 @@ impl TenantPool {
     }
 
     /// Checkpoints (PASSIVE) every open tenant whose WAL passed its bound, on a reader
-    /// connection: writers to that tenant never wait for it. At most `CHECKPOINTS_AT_ONCE` run
+    /// connection: writers to that tenant never wait for it (in exclusive locking the tenant's
+    /// one connection, the writer, runs it between writes: a second connection would be
+    /// refused by the lock). At most `CHECKPOINTS_AT_ONCE` run
     /// together so a burst of big WALs cannot flood the disk. The next write after a complete
     /// checkpoint restarts the WAL from its beginning, so its size stays near the bound.
     fn checkpoint_big_wals(&self) {
@@ -97,8 +99,8 @@ impl Drop for CheckpointClaim {
     }
 }
 
-/// Runs `job` on a reader of the leased slot as its own task, under a checkpoint permit and a
-/// reader permit.
+/// Runs `job` on a reader of the leased slot (its writer in exclusive locking) as its own task,
+/// under a checkpoint permit and a reader permit.
 fn spawn_checkpoint(
     inner: Arc<Inner>,
     lease: Lease,

@@ -67,6 +67,19 @@ impl WriterGuard {
         Ok(WriterGuard { conn, lease })
     }
 
+    /// Waits for the leased tenant's writer to run a read on it (exclusive locking, where the
+    /// writer is the tenant's only connection). Reads are not counted against
+    /// `max_queued_writes`: they wait in `queued_reads`, as reads do in shared locking.
+    pub(super) async fn acquire_for_read(lease: Lease) -> Self {
+        let conn = lease.slot.writer.clone().lock_owned().await;
+        WriterGuard { conn, lease }
+    }
+
+    /// The connection, if the writer has been opened (for a read that must not open it).
+    pub(super) fn opened(&self) -> Option<&Connection> {
+        self.conn.as_ref()
+    }
+
     /// The tenant this guard writes to.
     pub fn tenant(&self) -> &TenantId {
         &self.lease.slot.id
