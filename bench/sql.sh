@@ -27,6 +27,7 @@ TENANTD=${TENANTD:-$ROOT/target/release/tenantd}
 source "$ROOT/bench/lib/baseline.sh"
 TENANTS=${TENANTS:-"1000 10000"}
 SERVERS=${SERVERS:-"tenantd-fsync tenantd-crash bun"}
+SERVE_ARGS=${SERVE_ARGS:-}  # extra `tenantd serve` flags for every tenantd server, e.g. "--max-open 256"
 DURATION=${DURATION:-20s}; CONNS=${CONNS:-64}; IDLE_TTL=${IDLE_TTL:-10s}; IDLE_S=${IDLE_S:-12}
 PORT=${PORT:-3960}; SERVER_CPU=${SERVER_CPU:-0}; WRK_CPU=${WRK_CPU:-1}
 DATA_ROOT=${DATA_ROOT:-/tmp/tenantd-sql-bench}
@@ -78,7 +79,7 @@ for T in $TENANTS; do
       "$bin" bench provision --data "$data" --count "$T" > /dev/null
       "$bin" migrate --dir "$HERE/sql" --data "$data" --jobs 2 > "$OUT/$label.migrate.txt"
       TENANTD_ADMIN_TOKEN=$TOKEN taskset -c "$SERVER_CPU" "$bin" serve --listen "127.0.0.1:$PORT" \
-        --data "$data" --durability "$mode" --idle-ttl "$IDLE_TTL" > "$OUT/$label.server.log" 2>&1 &
+        --data "$data" --durability "$mode" --idle-ttl "$IDLE_TTL" $SERVE_ARGS > "$OUT/$label.server.log" 2>&1 &
       pid=$!
       wait_up healthz
     fi

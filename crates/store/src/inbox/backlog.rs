@@ -555,6 +555,10 @@ impl Backlog {
                 st.tenants.remove(&update.tenant);
             }
         }
+        if st.tenants.is_empty() {
+            // A burst over many tenants leaves a big table behind: give its memory back.
+            st.tenants.shrink_to_fit();
+        }
     }
 
     /// Drops everything of a tenant (deleted, or its file is gone); returns the records
