@@ -4,62 +4,16 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+mod common;
+
+use common::{count, files_of, insert, pool_in, t, until};
 use store::connection::{self, Access};
-use store::events::{self, NewEvent};
-use store::{Locking, PoolConfig, StoreError, TenantId, TenantPool};
+use store::events;
+use store::{Locking, PoolConfig, StoreError, TenantPool};
 use tokio::time::Instant;
 
-fn t(s: &str) -> TenantId {
-    TenantId::parse(s).unwrap()
-}
-
-/// An exclusive-locking pool without its background loop (the test drives `maintain_at`).
 fn pool_with(dir: &tempfile::TempDir, tweak: impl FnOnce(&mut PoolConfig)) -> TenantPool {
-    let mut cfg = PoolConfig::new(dir.path());
-    cfg.maintenance = false;
-    cfg.locking = Locking::Exclusive;
-    tweak(&mut cfg);
-    TenantPool::open(cfg).unwrap()
-}
-
-async fn insert(pool: &TenantPool, id: &TenantId, body: &'static [u8]) -> Result<i64, StoreError> {
-    pool.write(id, move |conn| {
-        let ev = NewEvent {
-            source: "s",
-            delivery_id: None,
-            content_type: None,
-            received_at_ms: 0,
-            body,
-        };
-        Ok(events::insert_event(conn, &ev)?.id)
-    })
-    .await
-}
-
-async fn count(pool: &TenantPool, id: &TenantId) -> i64 {
-    pool.read(id, |conn| Ok(events::event_stats(conn)?.0))
-        .await
-        .unwrap()
-}
-
-fn files_of(pool: &TenantPool, id: &TenantId) -> Vec<String> {
-    let db = pool.path_of(id);
-    let mut names: Vec<String> = std::fs::read_dir(db.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with(id.as_str()))
-        .collect();
-    names.sort();
-    names
-}
-
-/// Waits (polling) until `cond` holds; panics naming `what` after 10 s instead of hanging.
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    pool_in(dir, Locking::Exclusive, tweak)
 }
 
 #[tokio::test]
