@@ -24,6 +24,7 @@ use crate::catalog::meta::{APPLIED_LSN, RUNNING};
 use crate::catalog::CatalogError;
 use crate::error::StoreError;
 use crate::name::TenantId;
+use crate::pool::join_error;
 
 /// How long a round waits for a tenant's writer before leaving it to the next round.
 const WRITER_WAIT: Duration = Duration::from_millis(100);
@@ -78,7 +79,7 @@ pub(super) async fn prune(inner: &Arc<Inner>) -> Result<u64, InboxError> {
     let inner2 = inner.clone();
     let n = tokio::task::spawn_blocking(move || inner2.catalog.prune_deliveries(before))
         .await
-        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))??;
+        .map_err(join_error)??;
     inner
         .counters
         .pruned_deliveries
@@ -165,7 +166,7 @@ async fn catalog_step(inner: &Arc<Inner>) -> Result<(), InboxError> {
         let inner2 = inner.clone();
         let res = tokio::task::spawn_blocking(move || inner2.catalog.apply_batch(&updates))
             .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+            .map_err(join_error)?;
         match res {
             Ok(()) => {
                 inner.backlog.catalogued(&done);
@@ -203,7 +204,7 @@ pub(super) async fn checkpoint(inner: &Arc<Inner>) -> Result<(), InboxError> {
             .map(drop)
     })
     .await
-    .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))??;
+    .map_err(join_error)??;
     inner.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
@@ -249,5 +250,5 @@ pub(super) async fn close(inner: &Arc<Inner>, grace: Duration) -> Result<(), Inb
         Ok(())
     })
     .await
-    .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
+    .map_err(join_error)?
 }

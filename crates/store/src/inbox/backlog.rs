@@ -110,6 +110,13 @@ struct TenantBacklog {
 }
 
 impl TenantBacklog {
+    /// Whether any record is acknowledged but not yet in the tenant file.
+    fn has_logged(&self) -> bool {
+        self.records
+            .iter()
+            .any(|p| matches!(p.stage, Stage::Logged { .. }))
+    }
+
     /// Takes a record leaving the queue out of the delivery index and the byte count; returns
     /// its bytes.
     fn unindex(&mut self, p: &Pending) -> usize {
@@ -383,11 +390,9 @@ impl Backlog {
     /// Whether the tenant has acknowledged records not yet in its file.
     pub fn has_unapplied(&self, tenant: &TenantId) -> bool {
         let st = self.state.lock();
-        st.tenants.get(tenant).is_some_and(|t| {
-            t.records
-                .iter()
-                .any(|p| matches!(p.stage, Stage::Logged { .. }))
-        })
+        st.tenants
+            .get(tenant)
+            .is_some_and(TenantBacklog::has_logged)
     }
 
     /// Tenants with acknowledged records not yet in their files.
@@ -398,11 +403,7 @@ impl Backlog {
         st.tenants
             .iter()
             .filter(|(_, t)| t.failing.as_ref().is_none_or(|f| f.retry_at <= now))
-            .filter(|(_, t)| {
-                t.records
-                    .iter()
-                    .any(|p| matches!(p.stage, Stage::Logged { .. }))
-            })
+            .filter(|(_, t)| t.has_logged())
             .map(|(id, _)| id.clone())
             .collect()
     }

@@ -39,7 +39,7 @@ use crate::error::StoreError;
 use crate::events::{HookConfig, Inserted};
 use crate::name::{SourceName, TenantId};
 use crate::policy::{UnknownPolicy, WebhookPolicy};
-use crate::pool::TenantPool;
+use crate::pool::{join_error, TenantPool};
 use backlog::{Lookups, Refused, Reserved};
 
 /// The log's directory inside the data directory.
@@ -216,10 +216,7 @@ impl Inbox {
         tenant: &TenantId,
         source: &SourceName,
     ) -> Result<HookView, InboxError> {
-        let row = match self.inner.catalog.tenant(tenant)? {
-            Some(row) => row,
-            None => self.refresh(tenant).await?,
-        };
+        let row = self.row(tenant).await?;
         let hook = self.inner.catalog.hook(tenant, source)?;
         Ok(HookView {
             policy: row.webhook_policy,
@@ -230,11 +227,7 @@ impl Inbox {
     /// The tenant's token epoch from the catalog (`None`: its file has none yet). Errors:
     /// `UnknownTenant`, `Catalog`, `Store`.
     pub async fn token_epoch(&self, tenant: &TenantId) -> Result<Option<String>, InboxError> {
-        let row = match self.inner.catalog.tenant(tenant)? {
-            Some(row) => row,
-            None => self.refresh(tenant).await?,
-        };
-        Ok(row.token_epoch)
+        Ok(self.row(tenant).await?.token_epoch)
     }
 
     /// Logs a verified delivery and answers once it is in the log (durable in `fsync` mode):
@@ -304,9 +297,7 @@ impl Inbox {
                     backlog.finish(&t, seq, res.as_ref().ok().copied());
                     res
                 });
-                let res = finish
-                    .await
-                    .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+                let res = finish.await.map_err(join_error)?;
                 res.map_err(InboxError::from_log)?;
                 Ok(Inserted {
                     id: event_id,
@@ -405,6 +396,15 @@ impl Inbox {
         }
         cat.put_tenant(tenant, &row)?;
         Ok(())
+    }
+
+    /// The tenant's catalog row; a tenant the catalog does not know yet is read from its file
+    /// once (`refresh`). Errors: `UnknownTenant`, `Catalog`, `Store`.
+    async fn row(&self, tenant: &TenantId) -> Result<TenantRow, InboxError> {
+        match self.inner.catalog.tenant(tenant)? {
+            Some(row) => Ok(row),
+            None => self.refresh(tenant).await,
+        }
     }
 
     /// Makes the catalog's rows for `tenant` agree with its file, holding its writer (so no

@@ -117,13 +117,10 @@ impl Inbox {
                 report.orphaned += 1;
                 continue;
             };
-            let row = match inbox.inner.catalog.tenant(&tenant)? {
-                Some(row) => Some(row),
-                None => match inbox.refresh(&tenant).await {
-                    Ok(row) => Some(row),
-                    Err(InboxError::UnknownTenant) => None,
-                    Err(e) => return Err(e),
-                },
+            let row = match inbox.row(&tenant).await {
+                Ok(row) => Some(row),
+                Err(InboxError::UnknownTenant) => None,
+                Err(e) => return Err(e),
             };
             let Some(row) = row else {
                 report.orphaned += 1;

@@ -322,7 +322,8 @@ impl TenantPool {
     }
 }
 
-fn join_error(e: tokio::task::JoinError) -> StoreError {
+/// A blocking task that panicked or was cancelled, as a store error.
+pub(crate) fn join_error(e: tokio::task::JoinError) -> StoreError {
     StoreError::Io(std::io::Error::other(format!("blocking task failed: {e}")))
 }
 
