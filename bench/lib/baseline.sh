@@ -11,3 +11,13 @@ if [[ -z ${BUN:-} ]]; then
       { echo "cannot install Bun for the baseline (cd bench/baseline && npm ci)" >&2; exit 1; }
   fi
 fi
+# The Node baseline (bench/baseline-node/server.mjs: the same design on node:http +
+# better-sqlite3, compiled by npm on first use, ~2 min). Sets NODE_SERVER; call need_node_baseline
+# before starting it.
+NODE_BASELINE_DIR=${NODE_BASELINE_DIR:-$ROOT/bench/baseline-node}
+NODE_SERVER=${NODE_SERVER:-$NODE_BASELINE_DIR/server.mjs}
+need_node_baseline() {
+  [[ -d $NODE_BASELINE_DIR/node_modules/better-sqlite3 ]] && return 0
+  (cd "$NODE_BASELINE_DIR" && npm ci --no-audit --no-fund >/dev/null) ||
+    { echo "cannot install the Node baseline (cd bench/baseline-node && npm ci)" >&2; exit 1; }
+}
