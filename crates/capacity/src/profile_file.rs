@@ -3,7 +3,7 @@
 //! machine profile fills up scenario by scenario. The file is created with a `base` (the
 //! fields nobody measured come from it) or merged into: fields set by earlier scenarios keep
 //! their values and sources, the new ones replace theirs, the `[provenance]` scenarios are
-//! united and its date is the latest. The result is loaded back before it replaces the old
+//! united, its date is the latest and its machine, version and emulation are this run's. The result is loaded back before it replaces the old
 //! file (temp file + rename), so a failed update leaves the file as it was. The file is
 //! rewritten in this module's layout: comments are not kept.
 

@@ -171,6 +171,15 @@ fn no_traffic_or_no_cap_is_all_cold_and_the_ttl_bounds_the_open_time() {
     assert_eq!(e.open_seconds, e.characteristic_seconds);
 }
 
+#[test]
+fn with_an_idle_ttl_more_skew_can_raise_the_cold_fraction() {
+    // Every tenant fits and each sends 100 requests per TTL: uniform access is all warm, but
+    // Zipf(2) leaves the tail so rarely used that its requests find their tenant closed.
+    let uniform = cold_fraction(1_000.0, 10_000.0, 0.0, 2_000.0, 10.0);
+    let skewed = cold_fraction(1_000.0, 10_000.0, 2.0, 2_000.0, 10.0);
+    assert!(uniform < 1e-40 && skewed > 1e-3, "{uniform} vs {skewed}");
+}
+
 proptest! {
     #[test]
     fn a_larger_open_cap_never_raises_the_cold_fraction(

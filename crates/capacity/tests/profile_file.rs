@@ -90,6 +90,21 @@ fn a_written_workload_reads_back_with_values_sources_and_provenance() {
         "{}",
         out.stdout
     );
+    let out = common::run(&["check-seed", "--workload", path.to_str().unwrap()]).unwrap();
+    assert!(
+        out.stdout.contains("Workload `measured` measured on AMD"),
+        "{}",
+        out.stdout
+    );
+    let out = common::run(&[
+        "roadmap",
+        "--workload",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out.unwrap().stdout).unwrap();
+    assert_eq!(v["provenance"]["date"], "2026-12-01");
 }
 
 #[test]

@@ -211,11 +211,12 @@ pub fn roadmap(workload: &WorkloadProfile, rows: &[RoadmapRow]) -> Vec<Block> {
             seed,
         ]);
     }
-    vec![
-        Block::Heading(format!(
-            "Scaling roadmap under workload `{}`",
-            workload.meta.name
-        )),
+    let mut blocks = vec![Block::Heading(format!(
+        "Scaling roadmap under workload `{}`",
+        workload.meta.name
+    ))];
+    blocks.extend(provenance(&[("Workload", &workload.meta)]));
+    blocks.extend([
         Block::Table(t),
         Block::Para(
             "Users = tenants (one store per user, as the seed counts). Costs are machines \
@@ -223,7 +224,8 @@ pub fn roadmap(workload: &WorkloadProfile, rows: &[RoadmapRow]) -> Vec<Block> {
              cluster for any N; `--machine` plans every phase on one machine."
                 .into(),
         ),
-    ]
+    ]);
+    blocks
 }
 
 /// Cluster sizes for a target user count on each machine profile.
@@ -287,11 +289,12 @@ pub fn check_seed(workload: &WorkloadProfile, claims: &[Claim], wide: bool) -> V
         t.row(row);
     }
     let tally = |v: Verdict| claims.iter().filter(|c| c.verdict == v).count();
-    let mut blocks = vec![
-        Block::Heading(format!(
-            "The seed's claims, recomputed from workload `{}`",
-            workload.meta.name
-        )),
+    let mut blocks = vec![Block::Heading(format!(
+        "The seed's claims, recomputed from workload `{}`",
+        workload.meta.name
+    ))];
+    blocks.extend(provenance(&[("Workload", &workload.meta)]));
+    blocks.extend([
         Block::Para(format!(
             "{} claims: {} hold, {} hold only under a condition the seed does not state, {} \
              do not hold. Inputs and their sources: `tenantd capacity profiles NAME|FILE`.",
@@ -301,7 +304,7 @@ pub fn check_seed(workload: &WorkloadProfile, claims: &[Claim], wide: bool) -> V
             tally(Verdict::DoesNotHold)
         )),
         Block::Table(t),
-    ];
+    ]);
     if !wide {
         let mut why = Table::new(&[
             ("#", Align::Right),
