@@ -51,4 +51,5 @@ pub use field::{Profile, ProfileMeta, Provenance, ValidationError};
 pub use limits::{evaluate, Capacity, Constraint};
 pub use load::LoadError;
 pub use machine::MachineProfile;
+pub use profile_file::{update_profile_file, Measured, ProfileFileError};
 pub use workload::WorkloadProfile;
