@@ -291,8 +291,27 @@ pub fn check_seed(case: &SeedCase) -> Vec<Claim> {
         verdict: verdict_if(at_least(concurrent_ops, 2000.0)),
         why: "decimal units, as the seed counts (in GiB and MiB it would be 2,048)".into(),
     });
-    let burst_rps = fly.vcpu / w.cpu_seconds_per_request;
-    let sustained_rps = fly.sustained_vcpu() / w.cpu_seconds_per_request;
+    // CPU per request with the cold share at the launch verdict (warm only when cold costs 0).
+    let cpu_per_request =
+        |cold: f64| w.cpu_seconds_per_request + cold * w.cold_cpu_seconds_per_request;
+    let (burst_cpu, sustained_cpu) = (
+        cpu_per_request(launch.cold.peak.cold_fraction),
+        cpu_per_request(launch.cold.average.cold_fraction),
+    );
+    let burst_rps = fly.vcpu / burst_cpu;
+    let sustained_rps = fly.sustained_vcpu() / sustained_cpu;
+    let cold_note = if w.cold_cpu_seconds_per_request > 0.0 {
+        format!(
+            " warm, plus {} s per cold request: {} of requests at peak, {} on average, at {} \
+             tenants",
+            sig(w.cold_cpu_seconds_per_request, 3),
+            percent(launch.cold.peak.cold_fraction),
+            percent(launch.cold.average.cold_fraction),
+            count(launch.cold.tenants)
+        )
+    } else {
+        String::new()
+    };
     claims.push(Claim {
         id: "cpu-limit",
         section: "§2",
@@ -312,8 +331,8 @@ pub fn check_seed(case: &SeedCase) -> Vec<Claim> {
         },
         why: format!(
             "only in bursts: a {} vCPU runs at {} of a core sustained ({} CPU per request is \
-             {}, cpu_seconds_per_request); 1,000 req/s sustained needs <= {} s of CPU per \
-             request, or dedicated vCPUs",
+             {}, cpu_seconds_per_request{cold_note}); 1,000 req/s sustained needs <= {} s of \
+             CPU per request, or dedicated vCPUs",
             fly.meta.name,
             sig(fly.cpu_baseline_fraction, 3),
             origin(w, "cpu_seconds_per_request"),

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::cold::ColdEstimate;
 use crate::economics::economics;
 use crate::limits::{evaluate, Constraint};
 use crate::machine::MachineProfile;
@@ -36,6 +37,40 @@ fn tenants(x: f64) -> String {
     format!("{} tenants", count_floor(x))
 }
 
+/// "Zipf(0) over 1,500 tenants at 1,500 req/s, open cap 1,024, idle TTL 10 s: T_c = 1.15 s".
+fn cold_substituted(w: &WorkloadProfile, tenants: f64, rate: f64, e: &ColdEstimate) -> String {
+    let characteristic = if e.characteristic_seconds.is_finite() {
+        format!("T_c = {} s", sig(e.characteristic_seconds, 3))
+    } else {
+        "every tenant fits, T_c unbounded".to_string()
+    };
+    format!(
+        "Zipf({}) over {} tenants at {} req/s, open cap {}, idle TTL {} s: {characteristic}, \
+         open for {} s",
+        sig(w.access_skew, 3),
+        count(tenants),
+        sig(tenants * rate, 6),
+        count(w.open_tenants_max),
+        sig(w.idle_ttl_seconds, 6),
+        sig(e.open_seconds, 3),
+    )
+}
+
+/// The Che step for one request rate at the verdict.
+fn cold_step(label: &str, w: &WorkloadProfile, tenants: f64, rate: f64, rate_name: &str) -> Step {
+    let e = w.cold_at(tenants, rate);
+    step(
+        label,
+        &format!(
+            "sum of p_i e^(-l_i min(T_c, idle_ttl_seconds)), with p_i = Zipf(access_skew) over \
+             the tenants supported, l_i = p_i x tenants x {rate_name}, T_c: sum of \
+             (1 - e^(-l_i T_c)) = open_tenants_max"
+        ),
+        cold_substituted(w, tenants, rate, &e),
+        format!("{} of requests", percent(e.cold_fraction)),
+    )
+}
+
 /// The derivation of the limits, the verdict and the economics of `machine` under `workload`.
 pub fn explain(
     machine: &MachineProfile,
@@ -47,6 +82,8 @@ pub fn explain(
     let e = economics(m, w, &c, target_margin);
     let n = |x: f64| sig(x, 6);
     let max = |k: Constraint| c.limit(k).max_tenants;
+    let cold_at_limit =
+        |k: Constraint| c.limit(k).cold_fraction.map_or("n/a".into(), |x| sig(x, 3));
     vec![
         step(
             "peak requests per tenant",
@@ -96,24 +133,29 @@ pub fn explain(
         ),
         step(
             Constraint::CpuPeak.label(),
-            "vcpu / (cpu_seconds_per_request x peak requests per tenant)",
+            "vcpu / ((cpu_seconds_per_request + cold x cold_cpu_seconds_per_request) x peak \
+             requests per tenant), cold = the cold fraction at that many tenants",
             format!(
-                "{} / ({} x {})",
+                "{} / (({} + {} x {}) x {})",
                 n(m.vcpu),
                 n(w.cpu_seconds_per_request),
+                cold_at_limit(Constraint::CpuPeak),
+                n(w.cold_cpu_seconds_per_request),
                 n(w.peak_requests_per_second())
             ),
             tenants(max(Constraint::CpuPeak)),
         ),
         step(
             Constraint::CpuSustained.label(),
-            "vcpu x cpu_baseline_fraction / (cpu_seconds_per_request x requests_per_tenant_per_day \
-             / 86,400)",
+            "vcpu x cpu_baseline_fraction / ((cpu_seconds_per_request + cold x \
+             cold_cpu_seconds_per_request) x requests_per_tenant_per_day / 86,400)",
             format!(
-                "{} x {} / ({} x {})",
+                "{} x {} / (({} + {} x {}) x {})",
                 n(m.vcpu),
                 n(m.cpu_baseline_fraction),
                 n(w.cpu_seconds_per_request),
+                cold_at_limit(Constraint::CpuSustained),
+                n(w.cold_cpu_seconds_per_request),
                 n(w.average_requests_per_second())
             ),
             tenants(max(Constraint::CpuSustained)),
@@ -151,6 +193,20 @@ pub fn explain(
             ),
             tenants(c.supported_tenants as f64),
         ),
+        cold_step(
+            "cold requests at peak (Che's approximation)",
+            w,
+            c.cold.tenants,
+            w.peak_requests_per_second(),
+            "peak requests per tenant",
+        ),
+        cold_step(
+            "cold requests on average",
+            w,
+            c.cold.tenants,
+            w.average_requests_per_second(),
+            "requests_per_tenant_per_day / 86,400",
+        ),
         step(
             "cost per tenant",
             "price_usd_per_month / tenants supported",
@@ -169,7 +225,9 @@ pub fn explain(
             format!(
                 "({} - {}) / {}",
                 usd(w.price_usd_per_tenant_month),
-                e.cost_per_tenant_usd.map(usd).unwrap_or_else(|| "n/a".into()),
+                e.cost_per_tenant_usd
+                    .map(usd)
+                    .unwrap_or_else(|| "n/a".into()),
                 usd(w.price_usd_per_tenant_month)
             ),
             e.gross_margin.map(percent).unwrap_or_else(|| "n/a".into()),
@@ -179,7 +237,9 @@ pub fn explain(
             "cost per tenant / (1 - target margin)",
             format!(
                 "{} / (1 - {})",
-                e.cost_per_tenant_usd.map(usd).unwrap_or_else(|| "n/a".into()),
+                e.cost_per_tenant_usd
+                    .map(usd)
+                    .unwrap_or_else(|| "n/a".into()),
                 n(target_margin)
             ),
             e.price_for_target_margin_usd

@@ -36,6 +36,9 @@ pub struct Field<P> {
     pub get: fn(&P) -> f64,
     /// Writes the field.
     pub set: fn(&mut P, f64),
+    /// The value a file without a `base` gets when it does not set the field, and the source
+    /// recorded for it; `None` makes the field required there.
+    pub default: Option<(f64, &'static str)>,
 }
 
 impl<P> Field<P> {
@@ -66,6 +69,40 @@ impl<P> Field<P> {
     }
 }
 
+/// Where a measured profile's values come from: written by `tenantd bench` scenarios into a
+/// profile file's `[provenance]` table (see [`crate::profile_file`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Provenance {
+    /// When it was measured (RFC 3339 date or date-time; the latest of merged runs).
+    pub date: String,
+    /// The machine it was measured on (CPU, cores, RAM, kernel, as the bench describes it).
+    pub machine: String,
+    /// The tenantd version that measured it.
+    pub version: String,
+    /// The bench scenarios that wrote fields into the profile, in the order they first did.
+    pub scenarios: Vec<String>,
+    /// `Some(what)` when the server ran under an emulated machine (cgroup CPU share and memory
+    /// limit), e.g. `fly-shared-cpu-2x`; `None` for native numbers.
+    pub emulated: Option<String>,
+}
+
+impl Provenance {
+    /// One line for reports: "measured on … by tenantd … (scenarios …), DATE[, emulating …]".
+    pub fn summary(&self) -> String {
+        let emulated = match &self.emulated {
+            Some(what) => format!(", emulating {what}"),
+            None => String::new(),
+        };
+        format!(
+            "measured on {} by tenantd {} (scenarios {}), {}{emulated}",
+            self.machine,
+            self.version,
+            self.scenarios.join(", "),
+            self.date
+        )
+    }
+}
+
 /// Name, description and per-field sources of a profile.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ProfileMeta {
@@ -76,6 +113,9 @@ pub struct ProfileMeta {
     /// Where each field's value comes from, keyed by field name: `seed §2: …`, `implied: …`,
     /// `public: …`, `measured: …`, or the file or flag that set it.
     pub sources: BTreeMap<String, String>,
+    /// Where a measured profile comes from (its file's `[provenance]`, else its base's);
+    /// `None` for profiles nobody measured.
+    pub provenance: Option<Provenance>,
 }
 
 /// A profile is invalid: names the profile, the field and the reason.

@@ -6,13 +6,16 @@
 //!   [`field`] holds the field tables that drive validation, loading and listings.
 //! - [`limits`]: one tenant limit per resource (storage, memory, CPU, disk syncs, open files)
 //!   and the one that binds; [`economics`]: cost per tenant, margin, price for a margin.
+//! - [`cold`]: the share of requests that find their tenant closed (Che's approximation of
+//!   the server's LRU of open tenants with an idle TTL), which the CPU limits pay for.
 //! - [`roadmap`], [`compare`], [`claims`], [`sensitivity`], [`explain`], [`series`]: the
 //!   seed's roadmap, its idle-cost comparison, its claims checked, what would change the
 //!   verdict, the formulas with numbers, and chart data.
 //!
 //! Around it: [`load`] reads TOML profiles (a file may override a subset of a `base`
-//! profile), [`builtin`] embeds the seed's profiles, [`render`] prints text, markdown, JSON
-//! and SVG, and [`cli`] is `tenantd capacity`. Units are decimal (GB = 10^9 B), as the seed's.
+//! profile), [`profile_file`] writes measured fields into one (the only other I/O),
+//! [`builtin`] embeds the seed's profiles, [`render`] prints text, markdown, JSON and SVG,
+//! and [`cli`] is `tenantd capacity`. Units are decimal (GB = 10^9 B), as the seed's.
 //!
 //! ```
 //! use capacity::{builtin, limits::{evaluate, Constraint}};
@@ -28,6 +31,7 @@
 pub mod builtin;
 pub mod claims;
 pub mod cli;
+pub mod cold;
 pub mod compare;
 pub mod economics;
 pub mod explain;
@@ -35,6 +39,7 @@ pub mod field;
 pub mod limits;
 pub mod load;
 pub mod machine;
+pub mod profile_file;
 pub mod render;
 pub mod roadmap;
 pub mod sensitivity;
@@ -42,8 +47,9 @@ pub mod series;
 pub mod units;
 pub mod workload;
 
-pub use field::{Profile, ProfileMeta, ValidationError};
+pub use field::{Profile, ProfileMeta, Provenance, ValidationError};
 pub use limits::{evaluate, Capacity, Constraint};
 pub use load::LoadError;
 pub use machine::MachineProfile;
+pub use profile_file::{update_profile_file, Measured, ProfileFileError};
 pub use workload::WorkloadProfile;

@@ -1,12 +1,13 @@
 //! Profile files: TOML in, validated profiles out. A file may name a `base` profile (built-in
 //! name or a path relative to the file) and override any subset of its fields, so a benchmark
-//! can write only what it measured. Every error names the file, the field and the reason.
+//! can write only what it measured; a `[provenance]` table says where measured values come
+//! from. Every error names the file, the field and the reason.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::builtin;
-use crate::field::Profile;
+use crate::field::{Profile, Provenance};
 use crate::machine::MachineProfile;
 use crate::workload::WorkloadProfile;
 
@@ -206,7 +207,10 @@ fn parse_at_depth<P: Profile>(text: &str, origin: &Origin, depth: usize) -> Resu
 
     let mut set_here = Vec::new();
     for (key, value) in &table {
-        if matches!(key.as_str(), "base" | "name" | "description" | "sources") {
+        if matches!(
+            key.as_str(),
+            "base" | "name" | "description" | "sources" | "provenance"
+        ) {
             continue;
         }
         let field = P::field(key).ok_or_else(|| {
@@ -240,7 +244,18 @@ fn parse_at_depth<P: Profile>(text: &str, origin: &Origin, depth: usize) -> Resu
         set_here.push(field.name);
     }
 
+    if let Some(value) = table.get("provenance") {
+        let provenance = parse_provenance(value)
+            .map_err(|(key, reason)| field_error(&format!("provenance{key}"), reason))?;
+        profile.meta_mut().provenance = Some(provenance);
+    }
+
+    let mut defaulted = Vec::new();
     for field in P::fields() {
+        if let (true, Some((value, source))) = ((field.get)(&profile).is_nan(), field.default) {
+            (field.set)(&mut profile, value);
+            defaulted.push((field.name, source));
+        }
         if (field.get)(&profile).is_nan() {
             return Err(field_error(
                 field.name,
@@ -258,6 +273,9 @@ fn parse_at_depth<P: Profile>(text: &str, origin: &Origin, depth: usize) -> Resu
             .unwrap_or_else(|| file.clone());
         sources.insert(name.to_string(), source);
     }
+    for (name, source) in defaulted {
+        sources.insert(name.to_string(), source.to_string());
+    }
     sources.extend(explicit_sources);
 
     profile.validate().map_err(|e| LoadError::Field {
@@ -266,4 +284,65 @@ fn parse_at_depth<P: Profile>(text: &str, origin: &Origin, depth: usize) -> Resu
         reason: e.reason,
     })?;
     Ok(profile)
+}
+
+/// Reads a `[provenance]` table: `date`, `machine`, `version` (strings), `scenarios` (an array
+/// of strings), `emulated` (optional string). The error is (`.key` or "", reason).
+fn parse_provenance(value: &toml::Value) -> Result<Provenance, (String, String)> {
+    let table = value.as_table().ok_or_else(|| {
+        (
+            String::new(),
+            format!("expected a table, found {}", value.type_str()),
+        )
+    })?;
+    let text = |key: &str, required: bool| -> Result<Option<String>, (String, String)> {
+        match table.get(key) {
+            None if required => Err((format!(".{key}"), "missing (a string)".to_string())),
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err((
+                format!(".{key}"),
+                format!("expected a string, found {}", other.type_str()),
+            )),
+        }
+    };
+    for key in table.keys() {
+        if !matches!(
+            key.as_str(),
+            "date" | "machine" | "version" | "scenarios" | "emulated"
+        ) {
+            return Err((
+                format!(".{key}"),
+                "unknown provenance key (known: date, machine, version, scenarios, emulated)"
+                    .to_string(),
+            ));
+        }
+    }
+    let scenarios = match table.get("scenarios") {
+        None => return Err((".scenarios".into(), "missing (an array of strings)".into())),
+        Some(toml::Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str().map(str::to_string).ok_or_else(|| {
+                    (
+                        ".scenarios".to_string(),
+                        format!("expected strings, found {}", item.type_str()),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => {
+            return Err((
+                ".scenarios".into(),
+                format!("expected an array of strings, found {}", other.type_str()),
+            ))
+        }
+    };
+    Ok(Provenance {
+        date: text("date", true)?.unwrap_or_default(),
+        machine: text("machine", true)?.unwrap_or_default(),
+        version: text("version", true)?.unwrap_or_default(),
+        scenarios,
+        emulated: text("emulated", false)?,
+    })
 }

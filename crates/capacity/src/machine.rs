@@ -71,6 +71,7 @@ static FIELDS: [Field<MachineProfile>; 8] = [
         max: 4096.0,
         get: |m| m.vcpu,
         set: |m, v| m.vcpu = v,
+        default: None,
     },
     Field {
         name: "cpu_baseline_fraction",
@@ -82,6 +83,7 @@ static FIELDS: [Field<MachineProfile>; 8] = [
         max: 1.0,
         get: |m| m.cpu_baseline_fraction,
         set: |m, v| m.cpu_baseline_fraction = v,
+        default: None,
     },
     Field {
         name: "ram_gb",
@@ -93,6 +95,7 @@ static FIELDS: [Field<MachineProfile>; 8] = [
         max: 100_000.0,
         get: |m| m.ram_gb,
         set: |m, v| m.ram_gb = v,
+        default: None,
     },
     Field {
         name: "os_reserve_gb",
@@ -104,6 +107,7 @@ static FIELDS: [Field<MachineProfile>; 8] = [
         max: 100_000.0,
         get: |m| m.os_reserve_gb,
         set: |m, v| m.os_reserve_gb = v,
+        default: None,
     },
     Field {
         name: "disk_gb",
@@ -115,6 +119,7 @@ static FIELDS: [Field<MachineProfile>; 8] = [
         max: 1_000_000.0,
         get: |m| m.disk_gb,
         set: |m, v| m.disk_gb = v,
+        default: None,
     },
     Field {
         name: "disk_sync_ops_per_second",
@@ -126,6 +131,7 @@ static FIELDS: [Field<MachineProfile>; 8] = [
         max: 100_000_000.0,
         get: |m| m.disk_sync_ops_per_second,
         set: |m, v| m.disk_sync_ops_per_second = v,
+        default: None,
     },
     Field {
         name: "open_files_max",
@@ -137,6 +143,7 @@ static FIELDS: [Field<MachineProfile>; 8] = [
         max: 1_000_000_000.0,
         get: |m| m.open_files_max,
         set: |m, v| m.open_files_max = v,
+        default: None,
     },
     Field {
         name: "price_usd_per_month",
@@ -148,6 +155,7 @@ static FIELDS: [Field<MachineProfile>; 8] = [
         max: 10_000_000.0,
         get: |m| m.price_usd_per_month,
         set: |m, v| m.price_usd_per_month = v,
+        default: None,
     },
 ];
 

@@ -135,6 +135,8 @@ pub fn requirements(
     let capacity = evaluate(machine, workload);
     let w = workload;
     let per_tenant = |amount: f64| amount / tenants;
+    let cold_cpu =
+        |rate: f64| w.effective_cpu_seconds_per_request(tenants, rate) - w.cpu_seconds_per_request;
     capacity
         .limits
         .iter()
@@ -158,15 +160,18 @@ pub fn requirements(
                     (per_tenant(machine.usable_ram_bytes()) / MB - w.ram_mb_per_idle_tenant)
                         / w.ram_mb_per_in_flight_op,
                 ),
+                // The warm CPU left once the cold requests at `tenants` are paid for.
                 Constraint::CpuPeak => (
                     "cpu_seconds_per_request",
                     w.cpu_seconds_per_request,
-                    per_tenant(machine.vcpu) / w.peak_requests_per_second(),
+                    per_tenant(machine.vcpu) / w.peak_requests_per_second()
+                        - cold_cpu(w.peak_requests_per_second()),
                 ),
                 Constraint::CpuSustained => (
                     "cpu_seconds_per_request",
                     w.cpu_seconds_per_request,
-                    per_tenant(machine.sustained_vcpu()) / w.average_requests_per_second(),
+                    per_tenant(machine.sustained_vcpu()) / w.average_requests_per_second()
+                        - cold_cpu(w.average_requests_per_second()),
                 ),
                 Constraint::DiskSyncs => (
                     "syncs_per_request",

@@ -1,11 +1,20 @@
 //! The workload profile: what one tenant asks of a machine (bytes, requests, RAM, CPU, syncs)
-//! and what it pays. A `bench` run can build one from measurements; the derived rates
-//! (Little's law concurrency, peak request rate) are methods here so every report agrees.
+//! and what it pays, and the server settings that decide how often a request finds its tenant
+//! closed (open cap, idle TTL, access skew). A `bench` run can build one from measurements; the
+//! derived rates (Little's law concurrency, peak request rate, effective CPU per request) are
+//! methods here so every report agrees.
 
 use serde::Serialize;
 
+use crate::cold::{self, ColdEstimate};
 use crate::field::{Field, Profile, ProfileMeta, Role};
 use crate::units::{MB, SECONDS_PER_DAY};
+
+/// The server's default open cap (`tenantd serve --max-open`, store `DEFAULT_MAX_OPEN`; a test
+/// compares the two).
+pub const DEFAULT_OPEN_TENANTS_MAX: f64 = 1024.0;
+/// The pool's default idle TTL in seconds (store `DEFAULT_IDLE_TTL`; a test compares the two).
+pub const DEFAULT_IDLE_TTL_SECONDS: f64 = 10.0;
 
 /// Files an open tenant holds besides its readers: the writer's db and -wal, and the -shm
 /// shared by all its connections (the server's `fds_per_tenant`).
@@ -35,8 +44,17 @@ pub struct WorkloadProfile {
     pub ram_mb_per_in_flight_op: f64,
     /// RAM held by an idle tenant, in decimal MB (0 for scale-to-zero).
     pub ram_mb_per_idle_tenant: f64,
-    /// CPU time per request, in vCPU-seconds.
+    /// CPU time of a warm request (its tenant already open), in vCPU-seconds.
     pub cpu_seconds_per_request: f64,
+    /// Extra CPU time of a cold request (its tenant closed: open + close), in vCPU-seconds,
+    /// on top of `cpu_seconds_per_request`.
+    pub cold_cpu_seconds_per_request: f64,
+    /// Zipf exponent of requests across a machine's tenants (0 = uniform).
+    pub access_skew: f64,
+    /// Tenants the server keeps open at once (its `max_open`; LRU eviction past it).
+    pub open_tenants_max: f64,
+    /// Seconds an idle tenant stays open (the pool's idle TTL; 0 = closed after each request).
+    pub idle_ttl_seconds: f64,
     /// Durable disk syncs per request (1 per committed write in `fsync` mode).
     pub syncs_per_request: f64,
     /// Idle reader connections the server keeps per open tenant (its `readers_per_tenant`
@@ -81,9 +99,32 @@ impl WorkloadProfile {
     pub fn ram_bytes_per_tenant_at_peak(&self) -> f64 {
         (self.ram_mb_per_idle_tenant + self.peak_concurrency() * self.ram_mb_per_in_flight_op) * MB
     }
+
+    /// How often a request finds its tenant closed when `tenants` tenants each send
+    /// `requests_per_second` on average (see [`cold::estimate`]).
+    pub fn cold_at(&self, tenants: f64, requests_per_second: f64) -> ColdEstimate {
+        cold::estimate(
+            tenants,
+            tenants * requests_per_second,
+            self.access_skew,
+            self.open_tenants_max,
+            self.idle_ttl_seconds,
+        )
+    }
+
+    /// CPU per request, warm and cold mixed, when `tenants` tenants each send
+    /// `requests_per_second`: `cpu_seconds_per_request + cold fraction x
+    /// cold_cpu_seconds_per_request`.
+    pub fn effective_cpu_seconds_per_request(&self, tenants: f64, requests_per_second: f64) -> f64 {
+        if self.cold_cpu_seconds_per_request == 0.0 {
+            return self.cpu_seconds_per_request;
+        }
+        let cold = self.cold_at(tenants, requests_per_second).cold_fraction;
+        self.cpu_seconds_per_request + cold * self.cold_cpu_seconds_per_request
+    }
 }
 
-static FIELDS: [Field<WorkloadProfile>; 13] = [
+static FIELDS: [Field<WorkloadProfile>; 17] = [
     Field {
         name: "tenant_create_mb",
         unit: "decimal MB",
@@ -94,6 +135,7 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
         max: 1_000_000.0,
         get: |w| w.tenant_create_mb,
         set: |w, v| w.tenant_create_mb = v,
+        default: None,
     },
     Field {
         name: "tenant_growth_mb_per_year",
@@ -105,6 +147,7 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
         max: 1_000_000.0,
         get: |w| w.tenant_growth_mb_per_year,
         set: |w, v| w.tenant_growth_mb_per_year = v,
+        default: None,
     },
     Field {
         name: "retention_years",
@@ -116,6 +159,7 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
         max: 100.0,
         get: |w| w.retention_years,
         set: |w, v| w.retention_years = v,
+        default: None,
     },
     Field {
         name: "requests_per_tenant_per_day",
@@ -127,6 +171,7 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
         max: 1_000_000_000.0,
         get: |w| w.requests_per_tenant_per_day,
         set: |w, v| w.requests_per_tenant_per_day = v,
+        default: None,
     },
     Field {
         name: "peak_to_average_ratio",
@@ -138,6 +183,7 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
         max: 10_000.0,
         get: |w| w.peak_to_average_ratio,
         set: |w, v| w.peak_to_average_ratio = v,
+        default: None,
     },
     Field {
         name: "op_in_flight_seconds",
@@ -149,6 +195,7 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
         max: 3600.0,
         get: |w| w.op_in_flight_seconds,
         set: |w, v| w.op_in_flight_seconds = v,
+        default: None,
     },
     Field {
         name: "ram_mb_per_in_flight_op",
@@ -160,6 +207,7 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
         max: 100_000.0,
         get: |w| w.ram_mb_per_in_flight_op,
         set: |w, v| w.ram_mb_per_in_flight_op = v,
+        default: None,
     },
     Field {
         name: "ram_mb_per_idle_tenant",
@@ -171,17 +219,76 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
         max: 100_000.0,
         get: |w| w.ram_mb_per_idle_tenant,
         set: |w, v| w.ram_mb_per_idle_tenant = v,
+        default: None,
     },
     Field {
         name: "cpu_seconds_per_request",
         unit: "vCPU-s",
-        doc: "CPU time one request costs",
+        doc: "CPU time of a warm request (its tenant already open)",
         role: Role::Limit,
         min: 0.0,
         min_exclusive: true,
         max: 3600.0,
         get: |w| w.cpu_seconds_per_request,
         set: |w, v| w.cpu_seconds_per_request = v,
+        default: None,
+    },
+    Field {
+        name: "cold_cpu_seconds_per_request",
+        unit: "vCPU-s",
+        doc: "extra CPU time of a cold request (its tenant closed: open + close)",
+        role: Role::Limit,
+        min: 0.0,
+        min_exclusive: false,
+        max: 3600.0,
+        get: |w| w.cold_cpu_seconds_per_request,
+        set: |w, v| w.cold_cpu_seconds_per_request = v,
+        default: Some((
+            0.0,
+            "default: no cold cost (the file predates cold requests in the model)",
+        )),
+    },
+    Field {
+        name: "access_skew",
+        unit: "Zipf exponent",
+        doc: "skew of requests across a machine's tenants (0 = uniform, 1 = Zipf's law)",
+        role: Role::Limit,
+        min: 0.0,
+        min_exclusive: false,
+        max: 10.0,
+        get: |w| w.access_skew,
+        set: |w, v| w.access_skew = v,
+        default: Some((0.0, "default: uniform (the file states no access pattern)")),
+    },
+    Field {
+        name: "open_tenants_max",
+        unit: "tenants",
+        doc: "tenants the server keeps open at once (max_open; LRU eviction past it)",
+        role: Role::Limit,
+        min: 1.0,
+        min_exclusive: false,
+        max: 1_000_000_000.0,
+        get: |w| w.open_tenants_max,
+        set: |w, v| w.open_tenants_max = v,
+        default: Some((
+            DEFAULT_OPEN_TENANTS_MAX,
+            "default: the server's default max_open (tenantd serve --max-open)",
+        )),
+    },
+    Field {
+        name: "idle_ttl_seconds",
+        unit: "s",
+        doc: "how long an idle tenant stays open (0 = closed after every request)",
+        role: Role::Limit,
+        min: 0.0,
+        min_exclusive: false,
+        max: 31_536_000.0,
+        get: |w| w.idle_ttl_seconds,
+        set: |w, v| w.idle_ttl_seconds = v,
+        default: Some((
+            DEFAULT_IDLE_TTL_SECONDS,
+            "default: the server's default idle TTL (tenantd serve --idle-ttl)",
+        )),
     },
     Field {
         name: "syncs_per_request",
@@ -193,6 +300,7 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
         max: 10_000.0,
         get: |w| w.syncs_per_request,
         set: |w, v| w.syncs_per_request = v,
+        default: None,
     },
     Field {
         name: "readers_per_tenant",
@@ -204,6 +312,7 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
         max: 1000.0,
         get: |w| w.readers_per_tenant,
         set: |w, v| w.readers_per_tenant = v,
+        default: None,
     },
     Field {
         name: "headroom_fraction",
@@ -215,6 +324,7 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
         max: 0.99,
         get: |w| w.headroom_fraction,
         set: |w, v| w.headroom_fraction = v,
+        default: None,
     },
     Field {
         name: "price_usd_per_tenant_month",
@@ -226,6 +336,7 @@ static FIELDS: [Field<WorkloadProfile>; 13] = [
         max: 1_000_000.0,
         get: |w| w.price_usd_per_tenant_month,
         set: |w, v| w.price_usd_per_tenant_month = v,
+        default: None,
     },
 ];
 
@@ -248,6 +359,10 @@ impl Profile for WorkloadProfile {
             ram_mb_per_in_flight_op: f64::NAN,
             ram_mb_per_idle_tenant: f64::NAN,
             cpu_seconds_per_request: f64::NAN,
+            cold_cpu_seconds_per_request: f64::NAN,
+            access_skew: f64::NAN,
+            open_tenants_max: f64::NAN,
+            idle_ttl_seconds: f64::NAN,
             syncs_per_request: f64::NAN,
             readers_per_tenant: f64::NAN,
             headroom_fraction: f64::NAN,

@@ -119,3 +119,50 @@ fn bad_flag_values_name_the_field() {
     let err = format!("{:#}", run(&["--target-margin", "1"]).unwrap_err());
     assert!(err.contains("--target-margin"), "{err}");
 }
+
+#[test]
+fn a_cold_cost_shows_in_the_launch_report_explain_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cold.toml");
+    std::fs::write(
+        &path,
+        "base = \"seed\"\ncold_cpu_seconds_per_request = 0.002\naccess_skew = 1\n",
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    let out = stdout(&["--workload", file]);
+    // At 0.002 s per cold request, CPU sustained binds below memory's 2,000.
+    assert_eq!(
+        line(&out, "binding constraint")[2..],
+        ["CPU", "sustained", "(baseline)"]
+    );
+    let cold = line(&out, "requests cold");
+    assert!(cold[2].ends_with('%') && cold[2] != "0%", "{out}");
+    assert!(out.contains("each costs 0.002 vCPU-s more"), "{out}");
+
+    let out = stdout(&["explain", "--workload", file]);
+    assert!(
+        out.contains("cold requests at peak (Che's approximation)"),
+        "{out}"
+    );
+    assert!(out.contains("= Zipf(1) over "), "{out}");
+    assert!(
+        out.contains("workload.cold_cpu_seconds_per_request")
+            && out.contains("workload.idle_ttl_seconds"),
+        "the cold inputs move the verdict, so the sensitivity table lists them:\n{out}"
+    );
+
+    let out = stdout(&["--workload", file, "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cpu = &v["capacity"]["limits"][3];
+    assert_eq!(cpu["constraint"], "cpu-sustained");
+    let cold = cpu["cold_fraction"].as_f64().unwrap();
+    assert!(cold > 0.0 && cold < 1.0, "{cpu}");
+    assert!(
+        v["capacity"]["cold"]["peak"]["cold_fraction"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(v["workload"]["access_skew"], 1.0);
+}

@@ -155,3 +155,60 @@ fn a_faster_workload_flips_the_growth_verdicts() {
     let growth = claims.iter().find(|c| c.id == "growth-node").unwrap();
     assert_eq!(growth.verdict, Verdict::HoldsIf, "{}", growth.why);
 }
+
+#[test]
+fn the_seed_assumes_the_servers_default_open_cap_and_idle_ttl() {
+    let seed = builtin::workload("seed").unwrap();
+    let server = store::PoolConfig::new("/unused");
+    assert_eq!(seed.open_tenants_max, server.max_open as f64);
+    assert_eq!(seed.idle_ttl_seconds, server.idle_ttl.as_secs_f64());
+    assert_eq!(
+        capacity::workload::DEFAULT_OPEN_TENANTS_MAX,
+        server.max_open as f64
+    );
+    assert_eq!(
+        capacity::workload::DEFAULT_IDLE_TTL_SECONDS,
+        server.idle_ttl.as_secs_f64()
+    );
+}
+
+#[test]
+fn at_the_launch_verdict_a_third_of_the_seeds_requests_find_their_tenant_closed() {
+    let c = evaluate(
+        &builtin::machine("fly-shared-cpu-2x").unwrap(),
+        &builtin::workload("seed").unwrap(),
+    );
+    // Uniform access, 1,500 tenants, 1,024 open at most: at peak the cap binds (T_c = 1.15 s
+    // below the 10 s TTL), and Che is exact for uniform popularity: 1 - 1,024 / 1,500.
+    assert!(approx(c.cold.peak.cold_fraction, 1.0 - 1024.0 / 1500.0));
+    // On average (0.1 req/s) the TTL binds first: e^(-0.1 x 10).
+    assert_eq!(c.cold.average.open_seconds, 10.0);
+    assert!(approx(c.cold.average.cold_fraction, (-1.0f64).exp()));
+}
+
+#[test]
+fn a_cold_cost_lowers_the_cpu_limits_between_all_warm_and_all_cold() {
+    let fly = builtin::machine("fly-shared-cpu-2x").unwrap();
+    let mut w = builtin::workload("seed").unwrap();
+    w.cold_cpu_seconds_per_request = 0.001;
+    let c = evaluate(&fly, &w);
+    for (k, all_warm) in [
+        (Constraint::CpuPeak, 8_000.0),
+        (Constraint::CpuSustained, 5_000.0),
+    ] {
+        let l = c.limit(k);
+        let all_cold = all_warm * 0.00025 / (0.00025 + 0.001);
+        assert!(
+            l.max_tenants > all_cold && l.max_tenants < all_warm,
+            "{k:?}: {l:?}"
+        );
+        let cold = l.cold_fraction.unwrap();
+        assert!(
+            approx(l.demand_per_tenant * l.max_tenants, l.capacity),
+            "{l:?}"
+        );
+        assert!(cold > 0.0 && cold < 1.0, "{cold}");
+    }
+    // At 0.001 s per cold request, CPU sustained binds instead of memory.
+    assert_eq!(c.binding, Constraint::CpuSustained);
+}

@@ -1,8 +1,9 @@
-//! Property tests: capacity is monotone in machine resources and in per-tenant demands, and
-//! doubling every machine resource never lowers it.
+//! Property tests: capacity is monotone in machine resources, in per-tenant demands and in the
+//! server's open cap and idle TTL, doubling every machine resource never lowers it, and with no
+//! cold cost the CPU limits are the plain warm formula.
 
 use capacity::field::{Profile, ProfileMeta};
-use capacity::limits::evaluate;
+use capacity::limits::{evaluate, Constraint};
 use capacity::machine::MachineProfile;
 use capacity::workload::WorkloadProfile;
 use proptest::prelude::*;
@@ -35,7 +36,20 @@ prop_compose! {
 }
 
 prop_compose! {
+    /// Cold requests: their extra CPU and what decides how many there are.
+    fn cold()(
+        cold_cpu_seconds_per_request in prop_oneof![Just(0.0), 1e-6f64..0.01],
+        access_skew in 0.0f64..2.0,
+        open_tenants_max in 1.0f64..100_000.0,
+        idle_ttl_seconds in 0.0f64..3600.0,
+    ) -> (f64, f64, f64, f64) {
+        (cold_cpu_seconds_per_request, access_skew, open_tenants_max, idle_ttl_seconds)
+    }
+}
+
+prop_compose! {
     fn workload()(
+        (cold_cpu_seconds_per_request, access_skew, open_tenants_max, idle_ttl_seconds) in cold(),
         tenant_create_mb in 0.01f64..100.0,
         tenant_growth_mb_per_year in 0.0f64..1000.0,
         retention_years in 0.0f64..20.0,
@@ -61,6 +75,10 @@ prop_compose! {
             ram_mb_per_in_flight_op,
             ram_mb_per_idle_tenant,
             cpu_seconds_per_request,
+            cold_cpu_seconds_per_request,
+            access_skew,
+            open_tenants_max,
+            idle_ttl_seconds,
             syncs_per_request,
             readers_per_tenant,
             headroom_fraction,
@@ -81,8 +99,11 @@ const RESOURCES: [&str; 6] = [
     "open_files_max",
 ];
 
+/// Workload fields that keep tenants open longer: more of either means fewer cold requests.
+const KEEP_OPEN: [&str; 2] = ["open_tenants_max", "idle_ttl_seconds"];
+
 /// Workload fields that are per-tenant demands: more of any of them is worse.
-const DEMANDS: [&str; 11] = [
+const DEMANDS: [&str; 12] = [
     "tenant_create_mb",
     "tenant_growth_mb_per_year",
     "retention_years",
@@ -92,6 +113,7 @@ const DEMANDS: [&str; 11] = [
     "ram_mb_per_in_flight_op",
     "ram_mb_per_idle_tenant",
     "cpu_seconds_per_request",
+    "cold_cpu_seconds_per_request",
     "syncs_per_request",
     "readers_per_tenant",
 ];
@@ -138,6 +160,57 @@ proptest! {
         prop_assume!(heavier.validate().is_ok());
         let (after, before) = (evaluate(&m, &heavier), evaluate(&m, &w));
         prop_assert!(after.supported_tenants <= before.supported_tenants);
+    }
+
+    #[test]
+    fn capacity_is_monotone_in_the_open_cap_and_the_idle_ttl(
+        m in machine(),
+        w in workload(),
+        which in 0..KEEP_OPEN.len(),
+        factor in 1.0f64..10.0,
+    ) {
+        let field = WorkloadProfile::field(KEEP_OPEN[which]).unwrap();
+        let mut longer = w.clone();
+        let grown = ((field.get)(&w) * factor).min(field.max);
+        (field.set)(&mut longer, grown);
+        prop_assume!(longer.validate().is_ok());
+        let (after, before) = (evaluate(&m, &longer), evaluate(&m, &w));
+        for k in [Constraint::CpuPeak, Constraint::CpuSustained] {
+            prop_assert!(
+                after.limit(k).max_tenants >= before.limit(k).max_tenants * (1.0 - 1e-9),
+                "{:?}", k
+            );
+        }
+        prop_assert!(after.supported_tenants >= before.supported_tenants);
+    }
+
+    #[test]
+    fn with_no_cold_cost_the_cpu_limits_are_the_warm_formula(m in machine(), w in workload()) {
+        let w = WorkloadProfile { cold_cpu_seconds_per_request: 0.0, ..w };
+        let c = evaluate(&m, &w);
+        let peak = m.vcpu / (w.cpu_seconds_per_request * w.peak_requests_per_second());
+        let sustained =
+            m.sustained_vcpu() / (w.cpu_seconds_per_request * w.average_requests_per_second());
+        prop_assert_eq!(c.limit(Constraint::CpuPeak).max_tenants, peak);
+        prop_assert_eq!(c.limit(Constraint::CpuSustained).max_tenants, sustained);
+    }
+
+    #[test]
+    fn a_cpu_limit_is_where_the_demand_meets_the_cpu(m in machine(), w in workload()) {
+        let c = evaluate(&m, &w);
+        for (k, vcpu, rate) in [
+            (Constraint::CpuPeak, m.vcpu, w.peak_requests_per_second()),
+            (Constraint::CpuSustained, m.sustained_vcpu(), w.average_requests_per_second()),
+        ] {
+            let n = c.limit(k).max_tenants;
+            let demand = |n: f64| n * rate * w.effective_cpu_seconds_per_request(n, rate);
+            prop_assert!(demand(n) <= vcpu * (1.0 + 1e-9), "{:?}: {} > {}", k, demand(n), vcpu);
+            let all_warm = vcpu / (w.cpu_seconds_per_request * rate);
+            if n < all_warm * (1.0 - 1e-9) {
+                // Below the all-warm limit only because one more bit of tenants would not fit.
+                prop_assert!(demand(n * (1.0 + 1e-9)) >= vcpu * (1.0 - 1e-9), "{:?}", k);
+            }
+        }
     }
 
     #[test]

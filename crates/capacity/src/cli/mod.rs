@@ -132,7 +132,8 @@ pub fn output(cmd: &CapacityCmd) -> anyhow::Result<Output> {
             match format {
                 // `machine`: the one every phase is planned on, or null for the seed's own.
                 Format::Json => json_text(json!({
-                    "workload": w.meta.name, "machine": planned_on, "phases": rows
+                    "workload": w.meta.name, "provenance": w.meta.provenance, "machine": planned_on,
+                    "phases": rows
                 }))?,
                 f => render::blocks(&report::roadmap(&w, &rows), f),
             }
@@ -158,7 +159,9 @@ pub fn output(cmd: &CapacityCmd) -> anyhow::Result<Output> {
             let w = workload(opts)?;
             let claims = check_seed(&SeedCase::with_workload(w.clone())?);
             match format {
-                Format::Json => json_text(json!({ "workload": w.meta.name, "claims": claims }))?,
+                Format::Json => json_text(json!({
+                    "workload": w.meta.name, "provenance": w.meta.provenance, "claims": claims
+                }))?,
                 Format::Markdown => {
                     render::blocks(&report::check_seed(&w, &claims, true), Format::Markdown)
                 }

@@ -6,7 +6,7 @@ use crate::claims::{Claim, Verdict};
 use crate::compare::CompareRow;
 use crate::economics::Economics;
 use crate::explain::Step;
-use crate::field::Profile;
+use crate::field::{Profile, ProfileMeta};
 use crate::limits::{Capacity, Limit, Quantity};
 use crate::machine::MachineProfile;
 use crate::render::doc::{Align, Block, Table};
@@ -46,6 +46,7 @@ fn limits_table(capacity: &Capacity) -> Table {
         demand_per_tenant,
         quantity,
         max_tenants,
+        ..
     } in &capacity.limits
     {
         t.row(vec![
@@ -63,6 +64,34 @@ fn limits_table(capacity: &Capacity) -> Table {
     t
 }
 
+/// "Machine `x` measured on … . Workload `y` measured on … ." for the profiles that were
+/// measured; `None` when neither was.
+fn provenance(profiles: &[(&str, &ProfileMeta)]) -> Option<Block> {
+    let lines: Vec<String> = profiles
+        .iter()
+        .filter_map(|(kind, meta)| {
+            let p = meta.provenance.as_ref()?;
+            Some(format!("{kind} `{}` {}.", meta.name, p.summary()))
+        })
+        .collect();
+    (!lines.is_empty()).then(|| Block::Para(lines.join(" ")))
+}
+
+/// "31.7% at peak, 36.8% on average (open cap 1,024, idle TTL 10 s, access skew 0); each
+/// costs 0 vCPU-s more": the cold requests at the verdict.
+fn cold_requests(workload: &WorkloadProfile, capacity: &Capacity) -> String {
+    format!(
+        "{} at peak, {} on average (open cap {}, idle TTL {} s, access skew {}); each costs {} \
+         vCPU-s more",
+        percent(capacity.cold.peak.cold_fraction),
+        percent(capacity.cold.average.cold_fraction),
+        count(workload.open_tenants_max),
+        sig(workload.idle_ttl_seconds, 6),
+        sig(workload.access_skew, 3),
+        sig(workload.cold_cpu_seconds_per_request, 3)
+    )
+}
+
 /// The launch report: limits, binding constraint, tenants supported, cost and margin.
 pub fn launch(
     machine: &MachineProfile,
@@ -70,7 +99,7 @@ pub fn launch(
     capacity: &Capacity,
     economics: &Economics,
 ) -> Vec<Block> {
-    vec![
+    let mut blocks = vec![
         Block::Heading(format!(
             "Capacity of one {} under workload `{}`",
             machine.meta.name, workload.meta.name
@@ -82,6 +111,12 @@ pub fn launch(
             plural(workload.retention_years, "year"),
             percent(workload.headroom_fraction)
         )),
+    ];
+    blocks.extend(provenance(&[
+        ("Machine", &machine.meta),
+        ("Workload", &workload.meta),
+    ]));
+    blocks.extend([
         Block::Table(limits_table(capacity)),
         Block::Record(vec![
             ("binding constraint".into(), capacity.binding.label().into()),
@@ -94,6 +129,7 @@ pub fn launch(
                     percent(capacity.headroom_fraction)
                 ),
             ),
+            ("requests cold".into(), cold_requests(workload, capacity)),
             ("monthly cost".into(), usd(economics.monthly_cost_usd)),
             (
                 "cost per tenant".into(),
@@ -127,7 +163,8 @@ pub fn launch(
              capacity profiles <name>`."
                 .into(),
         ),
-    ]
+    ]);
+    blocks
 }
 
 /// The seed's roadmap next to the model's plan for the same phases.
@@ -174,11 +211,12 @@ pub fn roadmap(workload: &WorkloadProfile, rows: &[RoadmapRow]) -> Vec<Block> {
             seed,
         ]);
     }
-    vec![
-        Block::Heading(format!(
-            "Scaling roadmap under workload `{}`",
-            workload.meta.name
-        )),
+    let mut blocks = vec![Block::Heading(format!(
+        "Scaling roadmap under workload `{}`",
+        workload.meta.name
+    ))];
+    blocks.extend(provenance(&[("Workload", &workload.meta)]));
+    blocks.extend([
         Block::Table(t),
         Block::Para(
             "Users = tenants (one store per user, as the seed counts). Costs are machines \
@@ -186,7 +224,8 @@ pub fn roadmap(workload: &WorkloadProfile, rows: &[RoadmapRow]) -> Vec<Block> {
              cluster for any N; `--machine` plans every phase on one machine."
                 .into(),
         ),
-    ]
+    ]);
+    blocks
 }
 
 /// Cluster sizes for a target user count on each machine profile.
@@ -250,11 +289,12 @@ pub fn check_seed(workload: &WorkloadProfile, claims: &[Claim], wide: bool) -> V
         t.row(row);
     }
     let tally = |v: Verdict| claims.iter().filter(|c| c.verdict == v).count();
-    let mut blocks = vec![
-        Block::Heading(format!(
-            "The seed's claims, recomputed from workload `{}`",
-            workload.meta.name
-        )),
+    let mut blocks = vec![Block::Heading(format!(
+        "The seed's claims, recomputed from workload `{}`",
+        workload.meta.name
+    ))];
+    blocks.extend(provenance(&[("Workload", &workload.meta)]));
+    blocks.extend([
         Block::Para(format!(
             "{} claims: {} hold, {} hold only under a condition the seed does not state, {} \
              do not hold. Inputs and their sources: `tenantd capacity profiles NAME|FILE`.",
@@ -264,7 +304,7 @@ pub fn check_seed(workload: &WorkloadProfile, claims: &[Claim], wide: bool) -> V
             tally(Verdict::DoesNotHold)
         )),
         Block::Table(t),
-    ];
+    ]);
     if !wide {
         let mut why = Table::new(&[
             ("#", Align::Right),
@@ -349,11 +389,15 @@ pub fn explain(
             c.binding_after.label().into(),
         ]);
     }
-    vec![
-        Block::Heading(format!(
-            "How the numbers are computed: {} under `{}`",
-            machine.meta.name, workload.meta.name
-        )),
+    let mut blocks = vec![Block::Heading(format!(
+        "How the numbers are computed: {} under `{}`",
+        machine.meta.name, workload.meta.name
+    ))];
+    blocks.extend(provenance(&[
+        ("Machine", &machine.meta),
+        ("Workload", &workload.meta),
+    ]));
+    blocks.extend([
         Block::Pre(pre),
         Block::Heading("Sensitivity: where the binding constraint changes".into()),
         Block::Para(
@@ -363,7 +407,8 @@ pub fn explain(
                 .into(),
         ),
         Block::Table(t),
-    ]
+    ]);
+    blocks
 }
 
 /// The built-in profiles, by kind.
@@ -418,9 +463,13 @@ pub fn profile_detail<P: Profile>(profile: &P) -> Vec<Block> {
                 .unwrap_or_else(|| "(no source)".into()),
         ]);
     }
-    vec![
+    let mut blocks = vec![
         Block::Heading(format!("{} profile `{}`", P::KIND, profile.meta().name)),
         Block::Para(profile.meta().description.clone()),
-        Block::Table(t),
-    ]
+    ];
+    if let Some(p) = &profile.meta().provenance {
+        blocks.push(Block::Para(format!("Provenance: {}.", p.summary())));
+    }
+    blocks.push(Block::Table(t));
+    blocks
 }
