@@ -144,7 +144,7 @@ impl LoadArgs {
             Dist::Zipf => Chooser::zipf(self.tenants, self.zipf_s),
             Dist::Uniform => Chooser::uniform(self.tenants),
         }
-        .context("--tenants/--zipf-s")?;
+        .map_err(|e| anyhow::anyhow!("--tenants/--zipf-s: {e}"))?;
         let pace = match (self.rate, self.concurrency) {
             (Some(rate), _) => {
                 if !(rate.is_finite() && rate > 0.0) {
@@ -306,9 +306,6 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from("."));
     let machine = MachineInfo::detect(&machine_dir);
     let result = with_progress(|progress| loadgen::run(&spec, progress))?;
-    if let Some(s) = server {
-        s.stop()?;
-    }
     let report = Report::new(
         env!("CARGO_PKG_VERSION"),
         machine,
@@ -323,6 +320,10 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     if let Some(path) = &plan.json {
         std::fs::write(path, report.to_json())
             .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    // After the report, so a server that fails to stop does not lose it.
+    if let Some(s) = server {
+        s.stop()?;
     }
     Ok(())
 }

@@ -246,7 +246,15 @@ fn wait_for_address(
                     .with_context(|| format!("tenantd printed an unreadable address {addr:?}"))
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                bail!("tenantd closed its stdout before listening")
+                // Its stdout closed: most likely it is exiting; say how, if it does soon.
+                let closed = Instant::now();
+                while closed.elapsed() < Duration::from_secs(5) {
+                    if let Some(status) = child.try_wait()? {
+                        bail!("tenantd exited ({status}) before listening");
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                bail!("tenantd closed its stdout before listening");
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }

@@ -24,6 +24,7 @@ pub mod histogram;
 pub mod machine;
 pub mod names;
 pub mod report;
+pub mod result;
 pub mod run;
 pub mod sample;
 pub mod schedule;
