@@ -117,8 +117,8 @@ impl RunResult {
             r.sent_late += s.sent_late;
             r.unsent += s.unsent;
             r.latency.merge(&s.latency);
-            for (status, n) in s.statuses.iter().enumerate().filter(|(_, n)| **n > 0) {
-                *r.statuses.entry(status as u16).or_default() += n;
+            for &(status, n) in &s.statuses {
+                *r.statuses.entry(status).or_default() += n;
             }
             for (op, h) in &s.by_op {
                 r.latency_by_op

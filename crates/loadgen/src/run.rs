@@ -20,6 +20,8 @@ use crate::zipf::Chooser;
 
 /// A request without an answer after this long counts as an error (the run never hangs).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connect that takes longer counts as an error.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// After the deadline, an open-loop run still sends requests due before it for at most
 /// max(duration, this); what is left is reported as `unsent`.
 pub const MIN_DRAIN: Duration = Duration::from_secs(5);
@@ -288,7 +290,7 @@ pub fn run(spec: &Spec, progress: &mut dyn FnMut(&Progress)) -> Result<RunResult
         }
         let mut all = Vec::new();
         for h in handles {
-            all.extend(h.join().expect("load threads do not panic")?);
+            all.push(h.join().expect("load threads do not panic")?);
         }
         Ok(all)
     })?;

@@ -1,8 +1,12 @@
-//! One load thread: a current-thread runtime running its connections, and the loop of one
+//! One load thread: a current-thread runtime running its connections as local tasks that
+//! count into one set of per-thread stats (one histogram per thread, not per connection: a
+//! histogram is ~200 KiB and runs go to thousands of connections), and the loop of one
 //! connection (claim the next request, build it in reused buffers, send, time, count).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +16,7 @@ use rand::SeedableRng;
 
 use crate::conn::Conn;
 use crate::histogram::Latency;
-use crate::run::{LoadError, Pace, Shared, REQUEST_TIMEOUT};
+use crate::run::{LoadError, Pace, Shared, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 use crate::schedule::{OpenSchedule, Slots};
 use crate::workload::{self, Op, Workload};
 
@@ -21,7 +25,7 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(10);
 /// Counters are published to the shared progress every this many requests.
 const PUBLISH_EVERY: u64 = 32;
 
-/// What one connection did.
+/// What the connections of one thread did.
 #[derive(Debug)]
 pub(crate) struct ConnStats {
     pub requests: u64,
@@ -30,8 +34,8 @@ pub(crate) struct ConnStats {
     pub sql_errors: u64,
     pub sent_late: u64,
     pub unsent: u64,
-    /// Answers by status code (index = status; httparse only yields three digits).
-    pub statuses: Vec<u64>,
+    /// Answers by status code (a handful of distinct codes: a list beats a map).
+    pub statuses: Vec<(u16, u64)>,
     pub latency: Latency,
     pub by_op: BTreeMap<Op, Latency>,
     pub last_end: Option<Instant>,
@@ -47,11 +51,18 @@ impl ConnStats {
             sql_errors: 0,
             sent_late: 0,
             unsent: 0,
-            statuses: vec![0; 1000],
+            statuses: Vec::new(),
             latency: Latency::new(),
             by_op: BTreeMap::new(),
             last_end: None,
             published: (0, 0, 0),
+        }
+    }
+
+    fn count_status(&mut self, status: u16) {
+        match self.statuses.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => self.statuses.push((status, 1)),
         }
     }
 
@@ -67,26 +78,39 @@ impl ConnStats {
     }
 }
 
-/// Runs connections `conns` on a current-thread runtime until each is done.
-pub(crate) fn run_thread(
-    shared: Arc<Shared>,
-    conns: Vec<usize>,
-) -> Result<Vec<ConnStats>, LoadError> {
+/// Runs connections `conns` on a current-thread runtime until each is done; returns the
+/// thread's stats.
+pub(crate) fn run_thread(shared: Arc<Shared>, conns: Vec<usize>) -> Result<ConnStats, LoadError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(LoadError::Thread)?;
-    rt.block_on(async move {
+    let stats = Rc::new(RefCell::new(ConnStats::new()));
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
         let tasks: Vec<_> = conns
             .into_iter()
-            .map(|k| tokio::spawn(connection(Arc::clone(&shared), k)))
+            .map(|k| {
+                tokio::task::spawn_local(connection(Arc::clone(&shared), k, Rc::clone(&stats)))
+            })
             .collect();
-        let mut out = Vec::with_capacity(tasks.len());
         for t in tasks {
-            out.push(t.await.expect("connection tasks do not panic"));
+            t.await.expect("connection tasks do not panic");
         }
-        Ok(out)
-    })
+    });
+    let mut stats = Rc::try_unwrap(stats)
+        .expect("every connection task has ended")
+        .into_inner();
+    stats.publish(&shared);
+    Ok(stats)
+}
+
+/// Connects within [`CONNECT_TIMEOUT`].
+async fn connect(shared: &Shared) -> Option<Conn> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, Conn::connect(shared.spec.addr)).await {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(_)) | Err(_) => None,
+    }
 }
 
 /// Reused buffers that turn (op, tenant) into request bytes.
@@ -165,7 +189,7 @@ impl Builder {
 async fn next_slot(
     shared: &Shared,
     open: &mut Option<(OpenSchedule, Slots)>,
-    stats: &mut ConnStats,
+    stats: &RefCell<ConnStats>,
 ) -> Result<Option<Instant>, ()> {
     match open {
         None => {
@@ -188,7 +212,7 @@ async fn next_slot(
             if now < intended {
                 tokio::time::sleep_until(intended.into()).await;
             } else if now >= shared.drain_deadline {
-                stats.unsent += 1 + slots.left();
+                stats.borrow_mut().unsent += 1 + slots.left();
                 return Err(());
             }
             Ok(Some(intended))
@@ -196,10 +220,9 @@ async fn next_slot(
     }
 }
 
-/// One connection's loop.
-async fn connection(shared: Arc<Shared>, k: usize) -> ConnStats {
+/// One connection's loop. `stats` is borrowed only between awaits.
+async fn connection(shared: Arc<Shared>, k: usize, stats: Rc<RefCell<ConnStats>>) {
     let spec = &shared.spec;
-    let mut stats = ConnStats::new();
     let mut rng =
         StdRng::seed_from_u64(spec.seed ^ (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut builder = Builder::new(&shared, k as u64);
@@ -207,63 +230,62 @@ async fn connection(shared: Arc<Shared>, k: usize) -> ConnStats {
         (Pace::Open { .. }, Some(s)) => Some((s, s.slots(k))),
         _ => None,
     };
-    let mut conn = Conn::connect(spec.addr).await.ok();
+    let mut conn = connect(&shared).await;
     tokio::time::sleep_until(shared.start.into()).await;
     let mixed = matches!(spec.workload, Workload::Mixed { .. });
-    while let Ok(intended) = next_slot(&shared, &mut open, &mut stats).await {
+    while let Ok(intended) = next_slot(&shared, &mut open, &stats).await {
         let op = spec.workload.next_op(&mut rng);
         let request = builder.build(&shared, op, &mut rng);
         if conn.as_ref().is_none_or(|c| c.is_closing()) {
-            conn = match Conn::connect(spec.addr).await {
-                Ok(c) => Some(c),
-                Err(_) => {
-                    stats.requests += 1;
-                    stats.errors += 1;
-                    tokio::time::sleep(RECONNECT_PAUSE).await;
-                    continue;
+            conn = connect(&shared).await;
+            if conn.is_none() {
+                {
+                    let mut st = stats.borrow_mut();
+                    st.requests += 1;
+                    st.errors += 1;
                 }
-            };
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+                continue;
+            }
         }
         let c = conn.as_mut().expect("connected above");
         let sent = Instant::now();
-        if let Some(t) = intended {
-            if OpenSchedule::is_late(
+        let late = intended.is_some_and(|t| {
+            OpenSchedule::is_late(
                 t - shared.start,
                 sent.saturating_duration_since(shared.start),
-            ) {
-                stats.sent_late += 1;
-            }
-        }
+            )
+        });
         let answer = tokio::time::timeout(REQUEST_TIMEOUT, c.roundtrip(request, op.is_sql())).await;
         let end = Instant::now();
-        stats.requests += 1;
-        stats.last_end = Some(end);
+        let mut st = stats.borrow_mut();
+        st.requests += 1;
+        st.sent_late += u64::from(late);
+        st.last_end = Some(st.last_end.map_or(end, |e| e.max(end)));
         match answer {
             Ok(Ok(resp)) => {
                 let took = end.saturating_duration_since(intended.unwrap_or(sent));
-                stats.latency.record(took);
+                st.latency.record(took);
                 if mixed {
-                    stats.by_op.entry(op).or_default().record(took);
+                    st.by_op.entry(op).or_default().record(took);
                 }
-                stats.statuses[usize::from(resp.status).min(999)] += 1;
+                st.count_status(resp.status);
                 if (200..300).contains(&resp.status) {
                     if resp.inband_error {
-                        stats.sql_errors += 1;
+                        st.sql_errors += 1;
                     } else {
-                        stats.ok += 1;
+                        st.ok += 1;
                     }
                 }
             }
             // No answer: the connection's state is unknown, so it is dropped.
             Ok(Err(_)) | Err(_) => {
-                stats.errors += 1;
+                st.errors += 1;
                 conn = None;
             }
         }
-        if stats.requests - stats.published.0 >= PUBLISH_EVERY {
-            stats.publish(&shared);
+        if st.requests - st.published.0 >= PUBLISH_EVERY {
+            st.publish(&shared);
         }
     }
-    stats.publish(&shared);
-    stats
 }
