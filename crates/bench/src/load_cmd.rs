@@ -59,13 +59,14 @@ pub struct LoadArgs {
     /// Zipf exponent.
     #[arg(long, value_name = "S", default_value_t = 1.1)]
     pub zipf_s: f64,
-    /// Closed loop: connections, each sending its next request when the last is answered.
+    /// Closed loop: connections, each sending its next request when the last is answered
+    /// [default: 64].
     #[arg(long, value_name = "C", conflicts_with = "rate")]
     pub concurrency: Option<usize>,
     /// Open loop: requests per second, whatever the server does.
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
-    /// Open loop: connections the requests are spread over.
+    /// Open loop: connections the requests are spread over [default: 64].
     #[arg(long, value_name = "N", requires = "rate")]
     pub connections: Option<usize>,
     /// How long to send (e.g. 10s, 500ms, 2m).

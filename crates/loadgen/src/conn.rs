@@ -222,3 +222,50 @@ fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len())
         .any(|w| w.eq_ignore_ascii_case(needle))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str) -> Result<Option<Head>, ConnError> {
+        parse_head(raw.as_bytes())
+    }
+
+    #[test]
+    fn heads_are_framed_by_length_or_chunks() {
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (h.status, h.framing, h.close),
+            (200, Framing::Length(12), false)
+        );
+        assert_eq!(h.len, "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n".len());
+        let c = head("HTTP/1.1 503 x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.status, c.framing, c.close),
+            (503, Framing::Chunked, true)
+        );
+        let empty = head("HTTP/1.1 204 No Content\r\n\r\n").unwrap().unwrap();
+        assert_eq!(empty.framing, Framing::Length(0));
+    }
+
+    #[test]
+    fn partial_and_unframed_heads() {
+        assert!(head("HTTP/1.1 200 OK\r\nContent-Len").unwrap().is_none());
+        assert!(matches!(
+            head("HTTP/1.1 200 OK\r\n\r\nbody until close"),
+            Err(ConnError::Malformed(_))
+        ));
+        assert!(matches!(
+            head("SSH-2.0-x\r\n\r\n"),
+            Err(ConnError::Malformed(_))
+        ));
+        assert!(matches!(
+            head("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"),
+            Err(ConnError::Malformed(_))
+        ));
+    }
+}

@@ -21,8 +21,8 @@ struct TestServer {
 }
 
 /// A keep-alive HTTP/1.1 server on its own runtime: every request is answered by `answer`
-/// after `delay`; with `close_every` = n, every n-th request's connection is closed without
-/// an answer.
+/// after `delay` (a `connection: close` answer closes the connection after it); with
+/// `close_every` = n, every n-th request's connection is closed without an answer.
 fn server(delay: Duration, close_every: Option<u64>, answer: Answer) -> TestServer {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -72,7 +72,11 @@ fn server(delay: Duration, close_every: Option<u64>, answer: Answer) -> TestServ
                         return;
                     }
                     tokio::time::sleep(delay).await;
-                    if s.write_all(&answer(&request)).await.is_err() {
+                    let reply = answer(&request);
+                    if s.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                    if reply.windows(17).any(|w| w == b"connection: close") {
                         return;
                     }
                 }
@@ -172,6 +176,19 @@ fn a_server_that_drops_connections_costs_errors_and_reconnects() {
     assert_eq!(r.requests, 200);
     assert!(r.errors >= 15, "errors {}", r.errors);
     assert_eq!(r.ok + r.errors, 200);
+}
+
+#[test]
+fn a_server_that_says_connection_close_gets_a_new_connection_without_errors() {
+    let answer: Answer =
+        Arc::new(|_| b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n".to_vec());
+    let srv = server(Duration::ZERO, None, answer);
+    let mut s = spec(srv.addr, Workload::Get);
+    s.pace = Pace::Closed { concurrency: 2 };
+    s.max_requests = Some(100);
+    let r = run(&s, &mut |_| {}).unwrap();
+    assert_eq!((r.requests, r.ok, r.errors), (100, 100, 0));
+    assert_eq!(srv.seen.load(Ordering::SeqCst), 100);
 }
 
 #[test]
