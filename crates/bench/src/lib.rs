@@ -6,16 +6,19 @@
 //! - [`provision`]: copies the template to every tenant's path, fast, for load runs;
 //! - [`coldopen`], [`coldopen_variants`], [`coldopen_report`]: `tenantd bench cold-open`, the
 //!   cost of one cold tenant (open + insert + close) per variant of the open;
+//! - [`server`]: starts our own tenantd (provisioned, optional kv schema) for a load run;
+//! - [`load_cmd`]: `tenantd bench load`, the load generator (`loadgen`) against a server;
 //! - [`cli`]: `tenantd bench …`.
 //!
-//! The load runs themselves are driven by the scripts in `bench/` (wrk + bash); see
-//! `docs/BENCHMARKS.md`.
+//! The wrk scripts in `bench/` remain for side-by-side runs; see `docs/BENCHMARKS.md`.
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod coldopen;
 pub mod coldopen_report;
 pub mod coldopen_variants;
+pub mod load_cmd;
 pub mod names;
 pub mod provision;
+pub mod server;
 pub mod template;
