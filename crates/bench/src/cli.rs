@@ -1,10 +1,12 @@
 //! `tenantd bench`: command-line front end. Flags become a validated [`Provision`] in one step
-//! ([`ProvisionArgs::resolve`]); `load` is in `load_cmd.rs`.
+//! ([`ProvisionArgs::resolve`]); `load` is in `load_cmd.rs`, the calibration scenarios in
+//! `calibrate_cmd.rs`.
 
 use std::path::PathBuf;
 
 use store::{Durability, Locking};
 
+use crate::calibrate_cmd::{self, ColdArgs, CpuArgs, DiskArgs, IdleArgs, InflightArgs};
 use crate::coldopen::{self, ColdOpen};
 use crate::coldopen_report as report;
 use crate::coldopen_variants::{self as variants, Variant};
@@ -19,9 +21,15 @@ const AFTER_HELP: &str = "\
 `tenantd bench load` drives a server (our own tenantd on a temporary data dir, or --url) with \
 webhooks, SQL point reads, SQL writes, a mix, or plain GETs, closed loop or at a fixed rate, \
 and reports throughput, latency (HDR) and the server's RSS, CPU, fds, open tenants and disk, \
-as text and JSON. `tenantd bench provision` pre-creates tenant files; `tenantd bench \
-cold-open` measures one cold tenant (open + insert + close) in-process. The scripts in bench/ \
-drive wrk for side-by-side runs. See docs/BENCHMARKS.md.";
+as text and JSON. The calibration scenarios each start fresh servers and write what they \
+measured into a workload and a machine profile for `tenantd capacity`: `tenantd bench idle` \
+(RSS and fds of idle tenants), `tenantd bench inflight` (RAM per in-flight operation), \
+`tenantd bench cpu` (CPU per request, warm and cold), `tenantd bench disk` (bytes per tenant \
+and per event, the disk's sync rate), `tenantd bench cold` (cold vs warm latency, the cold \
+fraction next to the model's); `tenantd prove` runs them all and gives the verdict. `tenantd \
+bench provision` pre-creates tenant files; `tenantd bench cold-open` measures one cold tenant \
+(open + insert + close) in-process. The scripts in bench/ run the side-by-side comparisons. \
+See docs/BENCHMARKS.md and docs/PROVE.md.";
 
 /// Arguments of `tenantd bench`.
 #[derive(Debug, clap::Args)]
@@ -39,6 +47,16 @@ enum BenchSub {
     ColdOpen(ColdOpenArgs),
     /// Drive a server with load (our own tenantd by default) and report what it held.
     Load(Box<LoadArgs>),
+    /// Calibration: RSS and fds with 0 and N idle tenants, and after touching all of them.
+    Idle(IdleArgs),
+    /// Calibration: peak RSS over concurrency levels; the slope is RAM per in-flight op.
+    Inflight(InflightArgs),
+    /// Calibration: server CPU per request, warm and cold, per workload.
+    Cpu(CpuArgs),
+    /// Calibration: bytes per new tenant and per stored event; the disk's sync rate.
+    Disk(DiskArgs),
+    /// Calibration: cold vs warm latency, and the cold fraction next to the model's.
+    Cold(ColdArgs),
 }
 
 /// Flags of `tenantd bench cold-open`.
@@ -183,6 +201,11 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
             Ok(())
         }
         BenchSub::Load(args) => load_cmd::run(*args),
+        BenchSub::Idle(args) => calibrate_cmd::idle(args),
+        BenchSub::Inflight(args) => calibrate_cmd::inflight(args),
+        BenchSub::Cpu(args) => calibrate_cmd::cpu(args),
+        BenchSub::Disk(args) => calibrate_cmd::disk(args),
+        BenchSub::Cold(args) => calibrate_cmd::cold(args),
         BenchSub::ColdOpen(args) => {
             let b = args.clone().resolve()?;
             let samples = coldopen::run(&b, |s| println!("{}", report::sample_line(s)))?;

@@ -227,7 +227,7 @@ impl LoadArgs {
                 server.durability = self.durability;
                 server.prefix = self.prefix.clone();
                 server.width = self.width;
-                server.kv_schema = self.workload.needs_token();
+                server.kv_schema = self.workload.needs_sql_schema();
                 server.extra_args = self.serve_arg.clone();
                 server.admin_token = DEFAULT_ADMIN_TOKEN.into();
                 if spec.token.is_none() {
@@ -266,9 +266,9 @@ fn apply_url_path(spec: &mut Spec, path: &str) -> anyhow::Result<()> {
         let t = PathTemplate::parse(path)?;
         match spec.workload {
             Workload::Webhook => spec.webhook_path = t,
-            Workload::SqlRead | Workload::SqlWrite => spec.sql_path = t,
+            Workload::SqlRead | Workload::SqlWrite | Workload::SqlPing => spec.sql_path = t,
             Workload::Mixed { .. } | Workload::Get => {
-                bail!("a --url with {{tenant}} sets one path: use it with webhook, sql-read or sql-write, or give a base URL")
+                bail!("a --url with {{tenant}} sets one path: use it with webhook, sql-read, sql-write or sql-ping, or give a base URL")
             }
         }
     } else if spec.workload == Workload::Get {

@@ -16,7 +16,7 @@ use crate::field::{Profile, Provenance};
 use crate::load::{self, LoadError, Origin};
 
 /// One measured value for a profile field.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Measured {
     /// The field's name (`cpu_seconds_per_request`, `disk_sync_ops_per_second`, …).
     pub field: String,

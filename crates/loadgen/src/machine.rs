@@ -21,6 +21,18 @@ pub struct MachineInfo {
 }
 
 impl MachineInfo {
+    /// One line for reports: `Intel(R) Xeon(R), 2 cores, 23.6 GiB RAM, Linux 6.1, ext4 (/dev/vda)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}, {} cores, {:.1} GiB RAM, Linux {}, {}",
+            self.cpu_model,
+            self.cores,
+            self.ram_bytes as f64 / (1u64 << 30) as f64,
+            self.kernel,
+            self.filesystem
+        )
+    }
+
     /// Describes this machine and the filesystem of `dir`; never fails.
     pub fn detect(dir: &Path) -> Self {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();

@@ -15,6 +15,8 @@ pub const WRITE_SQL: &str =
     "INSERT INTO kv(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v, n = n + 1";
 /// The SQL read: a point read by primary key.
 pub const READ_SQL: &str = "SELECT v FROM kv WHERE k = ?";
+/// The SQL ping: opens the tenant and reads nothing (no schema needed).
+pub const PING_SQL: &str = "SELECT 1";
 
 /// What the load sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,9 @@ pub enum Workload {
     SqlRead,
     /// A Hrana pipeline with one 100-byte upsert that changes stored bytes.
     SqlWrite,
+    /// A Hrana pipeline with `SELECT 1`: the cost of reaching (and opening) a tenant, on
+    /// any tenant file, with no schema of ours.
+    SqlPing,
     /// Each request one of the three, drawn with these weights.
     Mixed {
         /// Weight of webhooks.
@@ -47,6 +52,8 @@ pub enum Op {
     SqlRead,
     /// A SQL write.
     SqlWrite,
+    /// A SQL `SELECT 1`.
+    SqlPing,
     /// A plain GET.
     Get,
 }
@@ -58,13 +65,14 @@ impl Op {
             Op::Webhook => "webhook",
             Op::SqlRead => "sql-read",
             Op::SqlWrite => "sql-write",
+            Op::SqlPing => "sql-ping",
             Op::Get => "get",
         }
     }
 
     /// Whether the answer is a Hrana pipeline whose results may hold an in-band error.
     pub fn is_sql(self) -> bool {
-        matches!(self, Op::SqlRead | Op::SqlWrite)
+        matches!(self, Op::SqlRead | Op::SqlWrite | Op::SqlPing)
     }
 }
 
@@ -72,7 +80,7 @@ impl Op {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WorkloadError {
     /// Not one of the names.
-    #[error("unknown workload {0:?}: use webhook, sql-read, sql-write, get, mixed or mixed:W:R:X (weights of webhooks, reads, writes)")]
+    #[error("unknown workload {0:?}: use webhook, sql-read, sql-write, sql-ping, get, mixed or mixed:W:R:X (weights of webhooks, reads, writes)")]
     Unknown(String),
     /// `mixed:` weights that are not three numbers, or all zero.
     #[error("bad mixed weights {0:?}: give three integers webhook:read:write, not all 0")]
@@ -83,9 +91,19 @@ impl Workload {
     /// Whether any request needs a bearer token (the SQL ones).
     pub fn needs_token(&self) -> bool {
         match *self {
-            Workload::SqlRead | Workload::SqlWrite => true,
+            Workload::SqlRead | Workload::SqlWrite | Workload::SqlPing => true,
             Workload::Mixed { read, write, .. } => read + write > 0,
             Workload::Webhook | Workload::Get => false,
+        }
+    }
+
+    /// Whether any request reads or writes the benchmark's `kv` table
+    /// (`bench/sql/0001_kv.sql`), which the tenants must have.
+    pub fn needs_sql_schema(&self) -> bool {
+        match *self {
+            Workload::SqlRead | Workload::SqlWrite => true,
+            Workload::Mixed { read, write, .. } => read + write > 0,
+            Workload::Webhook | Workload::Get | Workload::SqlPing => false,
         }
     }
 
@@ -100,6 +118,7 @@ impl Workload {
             Workload::Webhook => Op::Webhook,
             Workload::SqlRead => Op::SqlRead,
             Workload::SqlWrite => Op::SqlWrite,
+            Workload::SqlPing => Op::SqlPing,
             Workload::Get => Op::Get,
             Workload::Mixed {
                 webhook,
@@ -125,6 +144,7 @@ impl std::fmt::Display for Workload {
             Workload::Webhook => f.write_str("webhook"),
             Workload::SqlRead => f.write_str("sql-read"),
             Workload::SqlWrite => f.write_str("sql-write"),
+            Workload::SqlPing => f.write_str("sql-ping"),
             Workload::Get => f.write_str("get"),
             Workload::Mixed {
                 webhook,
@@ -140,6 +160,13 @@ impl std::fmt::Display for Workload {
     }
 }
 
+/// Serialised by name (`"sql-write"`, `"mixed:1:2:3"`), as `--workload` takes it.
+impl serde::Serialize for Workload {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl std::str::FromStr for Workload {
     type Err = WorkloadError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -147,6 +174,7 @@ impl std::str::FromStr for Workload {
             "webhook" => Workload::Webhook,
             "sql-read" => Workload::SqlRead,
             "sql-write" => Workload::SqlWrite,
+            "sql-ping" => Workload::SqlPing,
             "get" => Workload::Get,
             "mixed" => {
                 let (webhook, read, write) = DEFAULT_MIX;
@@ -219,6 +247,11 @@ pub fn write_body(
 \"args\":[{{\"type\":\"integer\",\"value\":\"{key}\"}}]}}}},{{\"type\":\"close\"}}]}}",
             key = rng.gen_range(1..=KV_KEYS),
         ),
+        Op::SqlPing => write!(
+            body,
+            "{{\"baton\":null,\"requests\":[{{\"type\":\"execute\",\"stmt\":{{\"sql\":\"{PING_SQL}\"}}}},\
+{{\"type\":\"close\"}}]}}"
+        ),
         Op::SqlWrite => {
             let head_len = write_value_head_len(conn, seq);
             write!(
@@ -276,6 +309,7 @@ mod tests {
             "webhook",
             "sql-read",
             "sql-write",
+            "sql-ping",
             "get",
             "mixed",
             "mixed:1:0:3",
@@ -298,6 +332,15 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn ping_is_select_1_and_needs_no_schema() {
+        let v = body(Op::SqlPing, 0, 0);
+        assert_eq!(v["requests"][0]["stmt"]["sql"], PING_SQL);
+        assert_eq!(v["requests"][1]["type"], "close");
+        assert!(Workload::SqlPing.needs_token() && !Workload::SqlPing.needs_sql_schema());
+        assert!(Workload::SqlRead.needs_sql_schema() && !Workload::Webhook.needs_sql_schema());
     }
 
     #[test]
@@ -350,7 +393,7 @@ mod tests {
                 Op::Webhook => n[0] += 1,
                 Op::SqlRead => n[1] += 1,
                 Op::SqlWrite => n[2] += 1,
-                Op::Get => unreachable!(),
+                Op::Get | Op::SqlPing => unreachable!(),
             }
         }
         assert!(n.iter().all(|&c| c > 800), "{n:?}");

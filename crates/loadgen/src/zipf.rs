@@ -2,6 +2,7 @@
 //! uniformly or from a Zipf(s) law over `n` tenants, as `bench/wrk/*.lua` draw it: rank k
 //! has weight k^-s, sampled by inverting the cumulative distribution with a binary search.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rand::Rng;
@@ -25,6 +26,14 @@ pub enum Chooser {
         /// Number of tenants.
         n: u64,
     },
+    /// Indices 0, 1, …, n−1, 0, … in turn, shared by every clone (so a run with
+    /// `max_requests = n` reaches every tenant exactly once).
+    Sequential {
+        /// Number of tenants.
+        n: u64,
+        /// The next draw, shared by every clone.
+        next: Arc<AtomicU64>,
+    },
     /// Index i (rank i+1) has probability (i+1)^-s / H(n, s).
     Zipf {
         /// Number of tenants.
@@ -43,6 +52,17 @@ impl Chooser {
             return Err(ChooserError::NoTenants);
         }
         Ok(Chooser::Uniform { n })
+    }
+
+    /// Every tenant in turn (0, 1, …, n−1, 0, …); errors if `n` is 0.
+    pub fn sequential(n: u64) -> Result<Self, ChooserError> {
+        if n == 0 {
+            return Err(ChooserError::NoTenants);
+        }
+        Ok(Chooser::Sequential {
+            n,
+            next: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     /// Zipf(s) over `n` tenants (an O(n) table); errors if `n` is 0 or `s` is not above 0.
@@ -73,7 +93,7 @@ impl Chooser {
     /// Number of tenants.
     pub fn n(&self) -> u64 {
         match self {
-            Chooser::Uniform { n } | Chooser::Zipf { n, .. } => *n,
+            Chooser::Uniform { n } | Chooser::Sequential { n, .. } | Chooser::Zipf { n, .. } => *n,
         }
     }
 
@@ -81,6 +101,7 @@ impl Chooser {
     pub fn pick(&self, rng: &mut impl Rng) -> u64 {
         match self {
             Chooser::Uniform { n } => rng.gen_range(0..*n),
+            Chooser::Sequential { n, next } => next.fetch_add(1, Ordering::Relaxed) % n,
             Chooser::Zipf { cdf, .. } => {
                 let u: f64 = rng.gen();
                 // The first index whose cumulative probability reaches u.
@@ -92,7 +113,7 @@ impl Chooser {
     /// The probability of index `i` (0 outside `0..n`).
     pub fn probability(&self, i: u64) -> f64 {
         match self {
-            Chooser::Uniform { n } if i < *n => 1.0 / *n as f64,
+            Chooser::Uniform { n } | Chooser::Sequential { n, .. } if i < *n => 1.0 / *n as f64,
             Chooser::Zipf { n, cdf, .. } if i < *n => {
                 let i = i as usize;
                 cdf[i] - if i == 0 { 0.0 } else { cdf[i - 1] }
@@ -105,6 +126,7 @@ impl Chooser {
     pub fn describe(&self) -> String {
         match self {
             Chooser::Uniform { n } => format!("uniform over {n}"),
+            Chooser::Sequential { n, .. } => format!("each of {n} in turn"),
             Chooser::Zipf { n, s, .. } => format!("zipf(s={s}) over {n}"),
         }
     }
@@ -114,6 +136,21 @@ impl Chooser {
 mod tests {
     use super::*;
     use rand::{rngs::StdRng, SeedableRng};
+
+    #[test]
+    fn sequential_visits_every_tenant_once_per_round_across_clones() {
+        let c = Chooser::sequential(5).unwrap();
+        let other = c.clone();
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut seen: Vec<u64> = (0..5)
+            .map(|i| if i % 2 == 0 { &c } else { &other }.pick(&mut rng))
+            .collect();
+        seen.sort();
+        assert_eq!(seen, vec![0, 1, 2, 3, 4]);
+        assert_eq!(c.pick(&mut rng), 0, "the sixth draw starts the next round");
+        assert!(Chooser::sequential(0).is_err());
+        assert_eq!(c.probability(4), 0.2);
+    }
 
     /// Pearson's chi-square of `draws` samples against `probability`, over the first `bins`
     /// indices and one bin for the rest.

@@ -50,8 +50,10 @@ enum Cmd {
     },
     /// Apply numbered SQL migrations to every tenant.
     Migrate(migrate_cmd::MigrateArgs),
-    /// Benchmark helpers: provision tenant files for the load scripts in bench/, cold-open cost.
+    /// Load generator and calibration: drive a server, measure this machine, feed the model.
     Bench(bench::cli::BenchCmd),
+    /// Measure what this machine holds and give the verdict next to the seed's claim.
+    Prove(bench::prove_cmd::ProveArgs),
 }
 
 fn main() {
@@ -59,6 +61,7 @@ fn main() {
     let result = match cli.cmd {
         Cmd::Capacity(c) => capacity::cli::run(c),
         Cmd::Bench(c) => bench::cli::run(c),
+        Cmd::Prove(args) => bench::prove_cmd::run(args),
         Cmd::Token { cmd } => token_cmd::run(cmd),
         Cmd::Migrate(args) => migrate_cmd::run(args),
         Cmd::Serve(args) => serve::main(args),
