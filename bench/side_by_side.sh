@@ -53,7 +53,7 @@ for rep in $(seq 1 "$REPS"); do
         path='/t/{tenant}/webhook' ;;
       tenantd-*)
         "$TENANTD" bench provision --data "$data" --count "$T" > /dev/null
-        TENANTD_ADMIN_TOKEN=side-by-side taskset -c "$SERVER_CPU" "$TENANTD" serve --listen "127.0.0.1:$PORT" \
+        TENANTD_ADMIN_TOKEN=side-by-side-admin-token taskset -c "$SERVER_CPU" "$TENANTD" serve --listen "127.0.0.1:$PORT" \
           --data "$data" --durability "${server#tenantd-}" > "$OUT/$label.server.log" 2>&1 &
         pid=$!
         wait_up healthz

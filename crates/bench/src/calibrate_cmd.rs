@@ -100,7 +100,7 @@ pub struct DiskArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ColdArgs {
     /// A cold run as TENANTS:SKEW (Zipf exponent; 0 = uniform); repeatable [default:
-    /// 10000:1.1 and 10000:0].
+    /// 5000:1.1 and 5000:0].
     #[arg(long = "case", value_name = "TENANTS:SKEW", value_parser = parse_case)]
     pub cases: Vec<(u64, f64)>,
     /// Load time per run.
@@ -273,7 +273,7 @@ pub fn disk(a: DiskArgs) -> anyhow::Result<()> {
 pub fn cold(a: ColdArgs) -> anyhow::Result<()> {
     let ctx = a.common.context()?;
     let cases = if a.cases.is_empty() {
-        vec![(10_000, 1.1), (10_000, 0.0)]
+        vec![(5_000, 1.1), (5_000, 0.0)]
     } else {
         a.cases
     };

@@ -40,6 +40,21 @@ pub enum EmulateError {
     },
 }
 
+/// Whether this host can emulate: root, with the v1 `cpu` and `memory` controllers mounted.
+pub fn available() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    root && ["cpu", "memory"]
+        .iter()
+        .all(|c| Path::new("/sys/fs/cgroup").join(c).join("tasks").exists())
+}
+
+/// Whether the tests must emulate (`TENANTD_REQUIRE_CGROUP=1`, set by scripts/test.sh as root):
+/// there a host that cannot is a failure, not a skip.
+pub fn required_by_tests() -> bool {
+    std::env::var_os("TENANTD_REQUIRE_CGROUP").is_some_and(|v| v == "1")
+}
+
 /// The CFS quota for `cpus` CPUs per [`CPU_PERIOD_US`], at least 1 ms (the kernel's minimum).
 pub fn cpu_quota_us(cpus: f64) -> Result<u64, EmulateError> {
     if !(cpus.is_finite() && cpus > 0.0) {

@@ -36,7 +36,7 @@ pub struct ProveArgs {
     #[arg(long, default_value = "fsync")]
     pub durability: Durability,
     /// Time budget of the calibration.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "4m")]
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
     pub budget: Duration,
     /// Quick calibration: under a minute, fewer sizes, one mode.
     #[arg(long)]

@@ -32,7 +32,6 @@ struct Case {
     tenants: u64,
     skew: f64,
     cost: Cost,
-    predicted_cold_fraction: f64,
 }
 
 /// Runs the scenario. Errors: a server that does not start, a run with no 2xx.
@@ -48,7 +47,7 @@ pub fn run(ctx: &Context, p: &Cold) -> anyhow::Result<Outcome> {
         &warm_server,
         "cold: warm reads",
         workload,
-        32,
+        (32, cpu::DEFAULT_POOL),
         p.duration,
     )?;
     warm_server.stop()?;
@@ -67,27 +66,23 @@ pub fn run(ctx: &Context, p: &Cold) -> anyhow::Result<Outcome> {
         } else {
             Chooser::uniform(tenants)?
         };
+        let pool = cpu::Pool {
+            max_open: OPEN_CAP,
+            idle_ttl_seconds: IDLE_TTL_SECONDS,
+        };
         let (cost, _) = cpu::measure_with(
             ctx,
             &running,
             &format!("cold: {tenants} tenants, skew {skew}"),
             workload,
-            chooser,
+            (chooser, skew, pool),
             p.duration,
         )?;
         running.stop()?;
-        let predicted = capacity::cold::cold_fraction(
-            tenants as f64,
-            cost.ok_per_second,
-            skew,
-            OPEN_CAP as f64,
-            IDLE_TTL_SECONDS as f64,
-        );
         cases.push(Case {
             tenants,
             skew,
             cost,
-            predicted_cold_fraction: predicted,
         });
     }
 
@@ -107,7 +102,7 @@ pub fn run(ctx: &Context, p: &Cold) -> anyhow::Result<Outcome> {
             c.tenants,
             c.skew,
             c.cost.opens_per_request,
-            c.predicted_cold_fraction,
+            c.cost.model_cold_fraction,
             c.cost.p50_us as f64 / 1e3,
             c.cost.p99_us as f64 / 1e3,
             c.cost.ok_per_second

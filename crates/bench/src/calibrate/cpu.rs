@@ -1,11 +1,16 @@
 //! CPU per request, warm and cold, per workload, in the context's durability mode: the
 //! server's own CPU seconds (from /proc, so the load generator's CPU is not counted) over the
 //! requests it answered with a 2xx. Warm: a few tenants that stay open. Cold: many tenants,
-//! uniform, with an open cap so small that almost every request finds its tenant closed. The
-//! tenant opens each run caused (`tenantd_tenant_opens_total`) give the cold fraction actually
-//! seen, and the extra CPU of a cold request is the difference over the difference in cold
-//! fraction. Webhook runs wait until the log's backlog is applied before reading the CPU, so
-//! the batched apply is counted; their durable syncs per request come from the log's counter.
+//! uniform, with an open cap so small that almost every request finds its tenant closed.
+//!
+//! The extra CPU of a cold request is the CPU difference over the difference in the cold
+//! fraction the capacity model gives for each run's tenants, rate, open cap and idle TTL (the
+//! same formula the model then applies, so the two agree by construction). For SQL requests
+//! that fraction equals the tenant opens seen per request (`tenantd_tenant_opens_total`); for
+//! webhooks the opens are fewer (the batched apply opens a tenant once for all its pending
+//! records), so the cost per cold webhook already includes what batching saves. Webhook runs
+//! wait until the log's backlog is applied before reading the CPU, so the apply is counted;
+//! their durable syncs per request come from the log's counter.
 
 use std::time::Duration;
 
@@ -17,10 +22,11 @@ use serde_json::json;
 use super::{human_seconds, mode_name, Context, Outcome, Running, Start};
 
 /// Tenants of the warm runs (all stay open).
-const WARM_TENANTS: u64 = 32;
-/// Tenants of the cold runs, and the open cap that makes them cold.
-const COLD_TENANTS: u64 = 4_000;
-const COLD_MAX_OPEN: &str = "8";
+pub const WARM_TENANTS: u64 = 32;
+/// Tenants of the cold runs, and the open cap and idle TTL that make them cold.
+pub const COLD_TENANTS: u64 = 2_000;
+const COLD_MAX_OPEN: u64 = 8;
+const COLD_IDLE_TTL_SECONDS: u64 = 1;
 /// Connections of every run.
 const CONCURRENCY: usize = 16;
 
@@ -42,8 +48,10 @@ pub struct Cost {
     pub ok_per_second: f64,
     /// Server CPU seconds per 2xx.
     pub cpu_seconds_per_request: f64,
-    /// Tenant opens per 2xx (the cold fraction seen).
+    /// Tenant opens per 2xx (the cold fraction seen, for SQL).
     pub opens_per_request: f64,
+    /// The cold fraction the capacity model gives for this run's tenants, rate, cap and TTL.
+    pub model_cold_fraction: f64,
     /// Durable syncs of the ingest log per 2xx.
     pub log_syncs_per_request: f64,
     /// Latency (µs): median and 99th percentile.
@@ -64,7 +72,7 @@ pub struct Pair {
 impl Pair {
     /// Extra CPU seconds of a request whose tenant is closed.
     pub fn cold_extra_cpu_seconds(&self) -> f64 {
-        let d_cold = self.cold.opens_per_request - self.warm.opens_per_request;
+        let d_cold = self.cold.model_cold_fraction - self.warm.model_cold_fraction;
         if d_cold <= 0.05 {
             return 0.0;
         }
@@ -92,13 +100,26 @@ fn drain(r: &Running, timeout: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The pool settings a run's server has, for the model's cold fraction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pool {
+    pub max_open: u64,
+    pub idle_ttl_seconds: u64,
+}
+
+/// The server's defaults (`tenantd serve` without flags).
+pub(crate) const DEFAULT_POOL: Pool = Pool {
+    max_open: store::config::DEFAULT_MAX_OPEN as u64,
+    idle_ttl_seconds: store::config::DEFAULT_IDLE_TTL.as_secs(),
+};
+
 /// One measured run of `workload` uniform over `tenants` (after a short warm-up run).
 pub(crate) fn measure(
     ctx: &Context,
     running: &Running,
     label: &str,
     workload: Workload,
-    tenants: u64,
+    (tenants, pool): (u64, Pool),
     duration: Duration,
 ) -> anyhow::Result<(Cost, loadgen::RunResult)> {
     measure_with(
@@ -106,20 +127,22 @@ pub(crate) fn measure(
         running,
         label,
         workload,
-        Chooser::uniform(tenants)?,
+        (Chooser::uniform(tenants)?, 0.0, pool),
         duration,
     )
 }
 
-/// One measured run of `workload` with tenants drawn by `chooser` (after a short warm-up run).
+/// One measured run of `workload` with tenants drawn by `chooser` (Zipf exponent `skew`, 0 =
+/// uniform) from a server with `pool` settings (after a short warm-up run).
 pub(crate) fn measure_with(
     ctx: &Context,
     running: &Running,
     label: &str,
     workload: Workload,
-    chooser: Chooser,
+    (chooser, skew, pool): (Chooser, f64, Pool),
     duration: Duration,
 ) -> anyhow::Result<(Cost, loadgen::RunResult)> {
+    let tenants = chooser.n();
     let pace = Pace::Closed {
         concurrency: CONCURRENCY,
     };
@@ -145,6 +168,13 @@ pub(crate) fn measure_with(
             ok_per_second: r.rps_ok(),
             cpu_seconds_per_request: (cpu1 - cpu0) / ok,
             opens_per_request: (opens1 - opens0) / ok,
+            model_cold_fraction: capacity::cold::cold_fraction(
+                tenants as f64,
+                r.rps_ok(),
+                skew,
+                pool.max_open as f64,
+                pool.idle_ttl_seconds as f64,
+            ),
             log_syncs_per_request: (syncs1 - syncs0) / ok,
             p50_us: lat.p50_us,
             p99_us: lat.p99_us,
@@ -166,21 +196,29 @@ pub(crate) fn pair(ctx: &Context, workload: Workload, duration: Duration) -> any
         &warm_server,
         &format!("cpu: {workload} warm"),
         workload,
-        WARM_TENANTS,
+        (WARM_TENANTS, DEFAULT_POOL),
         duration,
     )?;
     warm_server.stop()?;
+    let (cap, ttl) = (
+        COLD_MAX_OPEN.to_string(),
+        format!("{COLD_IDLE_TTL_SECONDS}s"),
+    );
     let cold_server = ctx.start(Start {
         tenants: COLD_TENANTS,
         kv_schema: kv,
-        args: &["--max-open", COLD_MAX_OPEN, "--idle-ttl", "1s"],
+        args: &["--max-open", &cap, "--idle-ttl", &ttl],
     })?;
+    let pool = Pool {
+        max_open: COLD_MAX_OPEN,
+        idle_ttl_seconds: COLD_IDLE_TTL_SECONDS,
+    };
     let (cold, _) = measure(
         ctx,
         &cold_server,
         &format!("cpu: {workload} cold"),
         workload,
-        COLD_TENANTS,
+        (COLD_TENANTS, pool),
         duration,
     )?;
     cold_server.stop()?;
@@ -205,7 +243,7 @@ pub fn run(ctx: &Context, p: &Cpu) -> anyhow::Result<Outcome> {
             "cold_cpu_seconds_per_request",
             first.cold_extra_cpu_seconds(),
             format!(
-                "extra server CPU per tenant open, {w}, {COLD_TENANTS} tenants with {COLD_MAX_OPEN} open at most, {mode} mode"
+                "extra server CPU per cold request, {w}, {COLD_TENANTS} tenants with {COLD_MAX_OPEN} open at most, {mode} mode"
             ),
         );
         if *w == Workload::Webhook {
@@ -221,9 +259,10 @@ pub fn run(ctx: &Context, p: &Cpu) -> anyhow::Result<Outcome> {
     for (w, pair) in &pairs {
         for (kind, c) in [("warm", pair.warm), ("cold", pair.cold)] {
             out.summary.push(format!(
-                "{w} {kind} ({mode}): {} CPU per request, {:.2} opens per request, {:.0} ok/s, p50 {:.2} ms, p99 {:.2} ms",
+                "{w} {kind} ({mode}): {} CPU per request, {:.2} opens per request ({:.2} cold by the model), {:.0} ok/s, p50 {:.2} ms, p99 {:.2} ms",
                 human_seconds(c.cpu_seconds_per_request),
                 c.opens_per_request,
+                c.model_cold_fraction,
                 c.ok_per_second,
                 c.p50_us as f64 / 1e3,
                 c.p99_us as f64 / 1e3
@@ -255,12 +294,13 @@ pub fn run(ctx: &Context, p: &Cpu) -> anyhow::Result<Outcome> {
 mod tests {
     use super::*;
 
-    fn cost(cpu: f64, opens: f64) -> Cost {
+    fn cost(cpu: f64, cold: f64) -> Cost {
         Cost {
+            model_cold_fraction: cold,
             ok: 1,
             ok_per_second: 1.0,
             cpu_seconds_per_request: cpu,
-            opens_per_request: opens,
+            opens_per_request: 0.0,
             log_syncs_per_request: 0.0,
             p50_us: 0,
             p99_us: 0,
@@ -268,7 +308,7 @@ mod tests {
     }
 
     #[test]
-    fn cold_extra_is_the_cpu_difference_over_the_cold_fraction_difference() {
+    fn cold_extra_is_the_cpu_difference_over_the_model_cold_fraction_difference() {
         let p = Pair {
             warm: cost(40e-6, 0.0),
             cold: cost(220e-6, 0.9),

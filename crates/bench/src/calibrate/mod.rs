@@ -63,6 +63,8 @@ pub struct Outcome {
     pub raw: serde_json::Value,
     /// One line per finding, for people.
     pub summary: Vec<String>,
+    /// Wall time the scenario took, seconds (set by the caller that timed it).
+    pub seconds: f64,
 }
 
 impl Outcome {

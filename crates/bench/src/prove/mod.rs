@@ -123,8 +123,12 @@ pub fn run(p: &Prove) -> anyhow::Result<Proved> {
         if p.verbose {
             eprintln!("[{:>5.1} s] {name}", started.elapsed().as_secs_f64());
         }
+        let began = Instant::now();
         match f() {
-            Ok(o) => outcomes.push(o),
+            Ok(mut o) => {
+                o.seconds = began.elapsed().as_secs_f64();
+                outcomes.push(o)
+            }
             Err(e) => failed.push((name.to_string(), format!("{e:#}"))),
         }
     };

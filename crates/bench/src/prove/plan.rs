@@ -12,12 +12,16 @@ use store::Durability;
 
 /// Seconds to start a server and see it listen (measured here: ~0.2 s; kept generous).
 const START_S: f64 = 0.6;
-/// Seconds per provisioned tenant (copy + catalog row).
-const PROVISION_S_PER_TENANT: f64 = 0.000_5;
-/// Seconds per tenant given the kv schema (a migration per file).
-const MIGRATE_S_PER_TENANT: f64 = 0.001;
+/// Seconds per provisioned tenant (file copy + catalog row; measured here: ~0.9 ms).
+const PROVISION_S_PER_TENANT: f64 = 0.000_9;
+/// Seconds per tenant given the kv schema (a migration per file; measured here: ~2 ms).
+const MIGRATE_S_PER_TENANT: f64 = 0.002;
+/// Seconds per tenant touched by the idle scenario (a cold open and its close: ~1 ms).
+const TOUCH_S_PER_TENANT: f64 = 0.001;
+/// Seconds to close one open tenant when a server stops.
+const CLOSE_S_PER_TENANT: f64 = 0.000_5;
 /// Warm-up and drain around every measured load run.
-const RUN_OVERHEAD_S: f64 = 1.0;
+const RUN_OVERHEAD_S: f64 = 2.0;
 /// Shortest load run that still gives a number.
 const MIN_LOAD_S: f64 = 1.0;
 
@@ -48,12 +52,12 @@ impl Plan {
         Plan {
             idle_tenants: 20_000,
             inflight_levels: vec![64, 256, 1_024, 4_096],
-            load_seconds: 5.0,
+            load_seconds: 4.0,
             cpu_workloads: vec![Workload::Webhook, Workload::SqlRead, Workload::SqlWrite],
             modes: both_modes(mode),
             disk_events: 5_000,
             sync_seconds: 2.0,
-            cold_cases: vec![(10_000, 1.1), (10_000, 0.0)],
+            cold_cases: vec![(5_000, 1.1), (5_000, 0.0)],
         }
     }
 
@@ -71,27 +75,30 @@ impl Plan {
         }
     }
 
-    /// Estimated wall time of the plan.
-    pub fn estimate(&self) -> Duration {
+    /// Estimated wall time of each scenario, in the order `prove` runs them.
+    pub fn estimate_by_scenario(&self) -> Vec<(&'static str, Duration)> {
         let load = self.load_seconds;
         let provision = |n: u64, kv: bool| {
             START_S
                 + n as f64 * (PROVISION_S_PER_TENANT + if kv { MIGRATE_S_PER_TENANT } else { 0.0 })
         };
+        let disk = 2.0 * START_S + self.disk_events as f64 / 2_000.0 + self.sync_seconds;
         // idle: an empty server, a full one, a touch of every tenant, the TTL wait.
         let idle = provision(0, false)
             + provision(self.idle_tenants, false)
             + 3.0
-            + self.idle_tenants as f64 / 5_000.0;
+            + self.idle_tenants as f64 * TOUCH_S_PER_TENANT;
+        // inflight: a server per level; closing C open tenants at the end takes time too.
         let inflight: f64 = self
             .inflight_levels
             .iter()
-            .map(|&c| provision(c as u64, true) + load)
+            .map(|&c| provision(c as u64, true) + load + c as f64 * CLOSE_S_PER_TENANT)
             .sum();
-        // cpu: per mode and workload, a warm (32 tenants) and a cold (4,000 tenants) server.
-        let cpu = (self.modes.len() * self.cpu_workloads.len()) as f64
-            * (provision(32, true) + provision(4_000, true) + 2.0 * (load + RUN_OVERHEAD_S));
-        let disk = 2.0 * START_S + self.disk_events as f64 / 2_000.0 + self.sync_seconds;
+        // cpu: per workload, a warm and a cold server.
+        let per_mode = (provision(crate::calibrate::cpu::WARM_TENANTS, true)
+            + provision(crate::calibrate::cpu::COLD_TENANTS, true)
+            + 2.0 * (load + RUN_OVERHEAD_S))
+            * self.cpu_workloads.len() as f64;
         let cold: f64 = provision(32, true)
             + load
             + RUN_OVERHEAD_S
@@ -100,7 +107,20 @@ impl Plan {
                 .iter()
                 .map(|&(t, _)| provision(t, true) + load + RUN_OVERHEAD_S)
                 .sum::<f64>();
-        Duration::from_secs_f64(idle + inflight + cpu + disk + cold)
+        let mut steps = vec![("disk", disk), ("idle", idle), ("inflight", inflight)];
+        for (i, _) in self.modes.iter().enumerate() {
+            steps.push((if i == 0 { "cpu" } else { "cpu (second mode)" }, per_mode));
+        }
+        steps.push(("cold", cold));
+        steps
+            .into_iter()
+            .map(|(name, s)| (name, Duration::from_secs_f64(s)))
+            .collect()
+    }
+
+    /// Estimated wall time of the plan.
+    pub fn estimate(&self) -> Duration {
+        self.estimate_by_scenario().iter().map(|(_, d)| *d).sum()
     }
 
     /// This plan shrunk until its estimate fits `budget`: shorter load runs first, then fewer

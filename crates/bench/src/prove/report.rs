@@ -105,8 +105,21 @@ pub fn blocks(r: &Report<'_>) -> anyhow::Result<Vec<Block>> {
     let rows = seed_roadmap(&v.measured.workload, capacity::builtin::machine)?;
     b.extend(model_report::roadmap(&v.measured.workload, &rows));
     b.push(Block::Heading("What each scenario saw".into()));
+    let planned = r.plan.estimate_by_scenario();
     for o in r.outcomes {
-        b.push(Block::Para(format!("`tenantd bench {}`", o.scenario)));
+        let estimate = planned
+            .iter()
+            .find(|(name, _)| {
+                o.scenario
+                    .starts_with(name.split(' ').next().unwrap_or(name))
+            })
+            .map(|(_, d)| d.as_secs_f64());
+        b.push(Block::Para(format!(
+            "`tenantd bench {}` ({:.0} s; planned {})",
+            o.scenario,
+            o.seconds,
+            estimate.map_or("?".into(), |e| format!("{e:.0} s"))
+        )));
         b.push(Block::Pre(o.summary.join("\n")));
     }
     if !r.failed.is_empty() || !r.skipped.is_empty() {
@@ -194,6 +207,12 @@ pub fn write(r: &Report<'_>) -> anyhow::Result<String> {
         "quick": r.prove.quick,
         "plan": r.plan,
         "plan_estimate_seconds": r.plan.estimate().as_secs_f64(),
+        "plan_estimate_by_scenario": r
+            .plan
+            .estimate_by_scenario()
+            .iter()
+            .map(|(name, d)| json!({"scenario": name, "seconds": d.as_secs_f64()}))
+            .collect::<Vec<_>>(),
         "scenarios": r.outcomes,
         "failed": r.failed,
         "skipped": r.skipped,

@@ -98,6 +98,27 @@ fn source_kind(source: &str) -> &str {
     source.split(':').next().unwrap_or("")
 }
 
+/// A row per field of `P` that differs between the two profiles or was measured.
+fn changed_rows<P: Profile>(t: &mut Table, prefix: &str, seed: &P, measured: &P) {
+    for f in P::fields() {
+        let (a, b) = ((f.get)(seed), (f.get)(measured));
+        let source = measured
+            .meta()
+            .sources
+            .get(f.name)
+            .cloned()
+            .unwrap_or_default();
+        if a != b || source_kind(&source) == "measured" {
+            t.row(vec![
+                format!("{prefix}{} ({})", f.name, f.unit),
+                sig(a, 4),
+                sig(b, 4),
+                source,
+            ]);
+        }
+    }
+}
+
 /// The seed's inputs next to the measured ones (only fields that differ or were measured).
 pub fn inputs_table(v: &Verdict) -> Table {
     let mut t = Table::new(&[
@@ -107,44 +128,8 @@ pub fn inputs_table(v: &Verdict) -> Table {
         ("source of the second", Align::Left),
     ])
     .wrap(3, 70);
-    for f in WorkloadProfile::fields() {
-        let (a, b) = ((f.get)(&v.seed.workload), (f.get)(&v.measured.workload));
-        let source = v
-            .measured
-            .workload
-            .meta
-            .sources
-            .get(f.name)
-            .cloned()
-            .unwrap_or_default();
-        if a != b || source_kind(&source) == "measured" {
-            t.row(vec![
-                format!("{} ({})", f.name, f.unit),
-                sig(a, 4),
-                sig(b, 4),
-                source,
-            ]);
-        }
-    }
-    for f in MachineProfile::fields() {
-        let (a, b) = ((f.get)(&v.seed.machine), (f.get)(&v.measured.machine));
-        let source = v
-            .measured
-            .machine
-            .meta
-            .sources
-            .get(f.name)
-            .cloned()
-            .unwrap_or_default();
-        if a != b || source_kind(&source) == "measured" {
-            t.row(vec![
-                format!("machine {} ({})", f.name, f.unit),
-                sig(a, 4),
-                sig(b, 4),
-                source,
-            ]);
-        }
-    }
+    changed_rows(&mut t, "", &v.seed.workload, &v.measured.workload);
+    changed_rows(&mut t, "machine ", &v.seed.machine, &v.measured.machine);
     t
 }
 
