@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod ingest_metrics;
 pub mod metrics;
+pub mod process_metrics;
 pub mod routes;
 pub mod serve;
 pub mod signature;

@@ -192,6 +192,7 @@ pub fn render(st: &AppState) -> String {
     );
 
     crate::ingest_metrics::render(&mut out, &st.inbox.stats());
+    crate::process_metrics::render(&mut out);
 
     let _ = writeln!(
         out,

@@ -7,6 +7,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+
 fn tenantd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tenantd"));
     c.env_remove("TENANTD_BENCH_TOKEN")
@@ -136,6 +138,34 @@ fn bench_load_webhooks_acknowledged_are_in_the_tenant_files() {
         stored += n as u64;
     }
     assert_eq!(stored, ok, "events stored vs webhooks acknowledged");
+}
+
+#[test]
+fn bench_load_samples_a_tenantd_it_did_not_start_through_its_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = common::spawn_serve(&dir.path().join("data"), &[]);
+    let json = dir.path().join("r.json");
+    let out = tenantd()
+        .args(["bench", "load", "--workload", "get", "--duration", "1s"])
+        .args(["--concurrency", "2", "--url", &url, "--metrics"])
+        .arg(format!("{url}/metrics"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let after = &r["server"]["after"];
+    assert!(u(&after["rss_bytes"]) > 1 << 20, "{after}");
+    assert!(after["cpu_seconds"].as_f64().unwrap() > 0.0, "{after}");
+    assert!(u(&after["fds"]) > 0 && u(&after["threads"]) > 0, "{after}");
+    assert_eq!(after["open_tenants"], 0, "{after}");
 }
 
 #[test]
