@@ -1,0 +1,11 @@
+//! tenantd across nodes (docs/CLUSTER.md): every tenant belongs to one of [`slot::SLOTS`] hash
+//! slots, `slot = crc32(tenant id) mod 16384` — what HAProxy computes with
+//! `crc32,mod(16384)` — and a slot table with an epoch maps slots to nodes; a per-tenant
+//! override map pins tenants elsewhere (a tenant mid-move, or placed by hand). Pure: no I/O.
+//!
+//! - [`slot`]: the hash, bit for bit HAProxy's;
+//! - [`table`]: the slot table, the overrides, who owns a tenant.
+#![deny(missing_docs)]
+
+pub mod slot;
+pub mod table;
