@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use store::inbox::InboxError;
-use store::{NameError, StoreError};
+use store::{NameError, StoreError, TenantId};
 
 /// Seconds a client is told to wait after a 429 or 503.
 pub const RETRY_AFTER_SECS: u64 = 1;
@@ -92,6 +92,21 @@ pub enum ApiError {
     /// The ingest log cannot take deliveries right now (a failed write or sync).
     #[error("{0}; retry later")]
     IngestUnavailable(String),
+    /// Another node owns the tenant (cluster mode): retry there.
+    #[error(
+        "tenant {tenant} is served by node {owner} (slot table epoch {epoch}), not by this node"
+    )]
+    Misdirected {
+        /// The tenant asked for.
+        tenant: TenantId,
+        /// The node this node's table gives it to.
+        owner: String,
+        /// The epoch of that table.
+        epoch: u64,
+    },
+    /// A slot table older than (or conflicting with) the one this node has.
+    #[error("{0}")]
+    StaleTable(String),
     /// An unexpected internal failure (I/O or SQLite); details are logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -125,8 +140,28 @@ impl ApiError {
             ShuttingDown => ("shutting_down", StatusCode::SERVICE_UNAVAILABLE),
             IngestBacklog(_) => ("ingest_backlog", StatusCode::SERVICE_UNAVAILABLE),
             IngestUnavailable(_) => ("ingest_unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            Misdirected { .. } => ("misdirected", StatusCode::MISDIRECTED_REQUEST),
+            StaleTable(_) => ("stale_table", StatusCode::CONFLICT),
             Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
+    }
+}
+
+impl ApiError {
+    /// For `Misdirected`: the owner and the table epoch, which the error body carries.
+    pub fn misdirected(&self) -> Option<(String, u64)> {
+        match self {
+            ApiError::Misdirected { owner, epoch, .. } => Some((owner.clone(), *epoch)),
+            _ => None,
+        }
+    }
+}
+
+/// Adds `owner` and `epoch` to an error object (a 421 names where the tenant is served).
+pub fn add_owner(error: &mut serde_json::Value, misdirected: Option<(String, u64)>) {
+    if let Some((owner, epoch)) = misdirected {
+        error["owner"] = owner.into();
+        error["epoch"] = epoch.into();
     }
 }
 
@@ -196,6 +231,7 @@ pub fn log_reject(status: StatusCode, code: &str, reason: &dyn std::fmt::Display
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, status) = self.code_and_status();
+        let misdirected = self.misdirected();
         let message = match &self {
             ApiError::Internal(detail) | ApiError::HookMisconfigured(detail) => {
                 log_reject(status, code, detail);
@@ -209,7 +245,8 @@ impl IntoResponse for ApiError {
                 other.to_string()
             }
         };
-        let body = serde_json::json!({"error": {"code": code, "message": message}});
+        let mut body = serde_json::json!({"error": {"code": code, "message": message}});
+        add_owner(&mut body["error"], misdirected);
         let mut resp = (status, axum::Json(body)).into_response();
         if matches!(
             status,

@@ -11,7 +11,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use store::{SourceName, TenantId};
 
-/// The tenant named by the `{tenant}` (or `{id}`) path segment, validated.
+/// The tenant named by the `{tenant}` (or `{id}`) path segment, validated, and served by this
+/// node (in a cluster, another node's tenant is `421 misdirected` here).
 pub struct Tenant(pub TenantId);
 
 /// The webhook source named by the `{source}` path segment, validated.
@@ -30,13 +31,13 @@ async fn path_param(parts: &mut Parts, names: &[&str]) -> Result<String, ApiErro
         .ok_or_else(|| ApiError::BadRequest("missing path parameter".into()))
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
         let raw = path_param(parts, &["tenant", "id"]).await?;
-        TenantId::parse(&raw)
-            .map(Tenant)
-            .map_err(ApiError::InvalidTenantId)
+        let id = TenantId::parse(&raw).map_err(ApiError::InvalidTenantId)?;
+        st.routing.check(&id)?;
+        Ok(Tenant(id))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod ingest_metrics;
 pub mod metrics;
 pub mod process_metrics;
 pub mod routes;
+pub mod routing;
 pub mod serve;
 pub mod signature;
 pub mod sql;
@@ -48,6 +49,10 @@ pub fn app(state: AppState) -> Router {
         .route("/t/{tenant}/hooks/{source}", post(hooks::ingest))
         .route("/t/{tenant}/events", get(events::list))
         .route("/admin/tenants", get(admin::list))
+        .route(
+            "/admin/cluster",
+            get(routes::cluster::show).put(routes::cluster::install),
+        )
         .route(
             "/admin/tenants/{id}",
             put(admin::create).delete(admin::delete).get(admin::show),

@@ -73,6 +73,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// The SQL endpoints: token keys, open streams, settings.
     pub sql: SqlState,
+    /// This node's name and slot table (cluster mode); every tenant is ours without one.
+    pub routing: crate::routing::Routing,
 }
 
 impl AppState {
@@ -83,14 +85,33 @@ impl AppState {
         Self::with_sql(pool, inbox, admin_token, http, sql)
     }
 
-    /// State over `pool`, ready to serve, with the given SQL state. Start its stream expiry
-    /// with [`crate::sql::spawn_expiry`].
+    /// State over `pool`, ready to serve, with the given SQL state, on one node (no cluster).
+    /// Start its stream expiry with [`crate::sql::spawn_expiry`].
     pub fn with_sql(
         pool: TenantPool,
         inbox: Inbox,
         admin_token: String,
         http: HttpConfig,
         sql: SqlState,
+    ) -> Self {
+        Self::with_routing(
+            pool,
+            inbox,
+            admin_token,
+            http,
+            sql,
+            crate::routing::Routing::single(),
+        )
+    }
+
+    /// [`AppState::with_sql`] for a node of a cluster: `routing` decides which tenants it serves.
+    pub fn with_routing(
+        pool: TenantPool,
+        inbox: Inbox,
+        admin_token: String,
+        http: HttpConfig,
+        sql: SqlState,
+        routing: crate::routing::Routing,
     ) -> Self {
         AppState(Arc::new(Shared {
             pool,
@@ -100,6 +121,7 @@ impl AppState {
             metrics: Metrics::default(),
             ready: AtomicBool::new(true),
             sql,
+            routing,
         }))
     }
 }

@@ -78,6 +78,11 @@ pub struct ServeArgs {
     /// [default: none; tenants are addressed by /t/{tenant}/ or x-namespace].
     #[arg(long, env = "TENANTD_BASE_DOMAIN", value_name = "DOMAIN")]
     pub base_domain: Option<String>,
+    /// This node's name in a cluster (as in the cluster file); with it the node serves only
+    /// the tenants its slot table (<data>/cluster.json) gives it, and answers 421 for others
+    /// [default: none: one node, every tenant].
+    #[arg(long, env = "TENANTD_NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
     /// This node's public URL, sent to SQL clients as `base_url` so a stream stays on this
     /// node, e.g. http://node1:8080 [default: none].
     #[arg(long, env = "TENANTD_PUBLIC_URL", value_name = "URL")]
@@ -129,6 +134,7 @@ pub struct FileConfig {
     admin_token: Option<String>,
     migrations: Option<PathBuf>,
     base_domain: Option<String>,
+    node_name: Option<String>,
     public_url: Option<String>,
     sql_time_budget: Option<String>,
     sql_max_result: Option<String>,
@@ -178,6 +184,8 @@ pub struct Settings {
     pub blocking_threads: usize,
     /// The webhook ingest path: log sync, batching, backlog caps, dedupe window.
     pub inbox: InboxConfig,
+    /// This node's name in a cluster, if any (validated like a tenant id).
+    pub node_name: Option<String>,
 }
 
 impl Settings {
@@ -282,6 +290,7 @@ impl Settings {
             sql,
             token_key: args.token_key.clone().or(file.token_key.clone()),
             inbox,
+            node_name: resolve_node_name(args, file)?,
         })
     }
 }
@@ -318,6 +327,16 @@ fn resolve_inbox(pool: &PoolConfig, file: &FileConfig) -> anyhow::Result<InboxCo
         c.caps.tenant_records = positive("max_pending_per_tenant", v)?;
     }
     Ok(c)
+}
+
+fn resolve_node_name(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Option<String>> {
+    match args.node_name.as_deref().or(file.node_name.as_deref()) {
+        None => Ok(None),
+        Some(v) => match store::TenantId::parse(v) {
+            Ok(_) => Ok(Some(v.to_owned())),
+            Err(e) => bail!("node_name: {v:?}: {e} (node names follow the tenant id rules)"),
+        },
+    }
 }
 
 fn resolve_sql(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<SqlConfig> {

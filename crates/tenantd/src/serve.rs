@@ -53,7 +53,15 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         })?;
     report_start(&inbox.start_report());
     let sql = SqlState::new(settings.sql.clone(), keys);
-    let state = AppState::with_sql(pool, inbox, token, settings.http.clone(), sql);
+    let routing = match &settings.node_name {
+        Some(name) => server::routing::Routing::load(name.clone(), &data)
+            .context("cannot read this node's slot table")?,
+        None => server::routing::Routing::single(),
+    };
+    if let Some(t) = routing.table() {
+        tracing::info!(node = routing.node(), epoch = t.epoch, "slot table loaded");
+    }
+    let state = AppState::with_routing(pool, inbox, token, settings.http.clone(), sql, routing);
     let streams = server::sql::spawn_expiry(&state);
     let listener = TcpListener::bind(settings.listen)
         .await

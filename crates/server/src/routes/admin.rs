@@ -244,7 +244,7 @@ pub async fn set_policy(
 }
 
 /// Maps a JSON body failure: over the limit is 413, anything else 400 with serde's reason.
-fn json_error(e: &JsonRejection, limit: usize) -> ApiError {
+pub(crate) fn json_error(e: &JsonRejection, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge(limit)
     } else {

@@ -1,6 +1,7 @@
 //! HTTP handlers, one file per resource.
 
 pub mod admin;
+pub mod cluster;
 pub mod events;
 pub mod hooks;
 pub mod ops;

@@ -127,6 +127,10 @@ impl From<store::inbox::InboxError> for SqlError {
 impl IntoResponse for SqlError {
     fn into_response(self) -> Response {
         let (code, status, reason) = self.parts();
+        let misdirected = match &self {
+            SqlError::Api(e) => e.misdirected(),
+            _ => None,
+        };
         let message = match &self {
             SqlError::Api(ApiError::Internal(detail)) => {
                 crate::error::log_reject(status, &code, detail);
@@ -137,11 +141,12 @@ impl IntoResponse for SqlError {
                 other.to_string()
             }
         };
-        let body = json!({
+        let mut body = json!({
             "error": {"code": code, "message": message},
             "message": message,
             "code": code,
         });
+        crate::error::add_owner(&mut body["error"], misdirected);
         let mut resp = Response::new(Body::from(body.to_string()));
         *resp.status_mut() = status;
         let headers = resp.headers_mut();
