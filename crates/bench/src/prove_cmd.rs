@@ -14,7 +14,7 @@ prints the seed's launch case next to the measured one: each input, each limit, 
 constraint, the verdict, and the road to 1,000,000 users. The report folder holds report.md, \
 capacity.svg, inflight.svg, raw.json, workload.toml and machine.toml. Business inputs \
 (requests per tenant, price) are not measured: they come from --workload (default: the seed's \
-implied values) or the flags below, and the report lists them as assumed.";
+implied values) or the flags above, and the report lists them as assumed.";
 
 /// Flags of `tenantd prove`.
 #[derive(Debug, Clone, clap::Args)]
