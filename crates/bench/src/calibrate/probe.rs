@@ -1,17 +1,9 @@
-//! Asking a running server for one number: `GET /metrics` over a plain HTTP/1.0 connection and
-//! the value of one Prometheus sample. Used between load runs, never during one.
+//! Asking a running server between load runs: one `/metrics` sample (through the load
+//! generator's fetch), or one admin request over a plain HTTP/1.0 connection.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
-
-/// The value of the sample `name` (no labels) in Prometheus text, if present.
-pub fn metric_value(text: &str, name: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (key, value) = l.split_once(' ')?;
-        (key == name).then(|| value.trim().parse().ok())?
-    })
-}
 
 /// One request on its own connection (HTTP/1.0, 5 s timeout): the status and the body.
 /// Errors: connect, I/O or an answer that is not HTTP.
@@ -45,17 +37,10 @@ pub fn request(
     Ok((status, body.to_string()))
 }
 
-/// The server's `/metrics` text. Errors: as [`request`], or a non-200 answer.
-pub fn metrics(addr: SocketAddr) -> anyhow::Result<String> {
-    match request(addr, "GET", "/metrics", None, "")? {
-        (200, body) => Ok(body),
-        (status, _) => anyhow::bail!("{addr}/metrics answered {status}"),
-    }
-}
-
-/// One sample of `/metrics`, or 0 when the server does not export it.
+/// One sample of the server's `/metrics` (0 when absent). Errors: the fetch failed.
 pub fn metric(addr: SocketAddr, name: &str) -> anyhow::Result<f64> {
-    Ok(metric_value(&metrics(addr)?, name).unwrap_or(0.0))
+    let text = loadgen::sample::fetch(&format!("http://{addr}/metrics"))?;
+    Ok(loadgen::sample::metric(&text, name).unwrap_or(0.0))
 }
 
 #[cfg(test)]
@@ -63,12 +48,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_unlabelled_sample() {
-        let text = "# HELP tenantd_open_tenants x\n# TYPE tenantd_open_tenants gauge\n\
-                    tenantd_open_tenants 12\ntenantd_open_tenants_max 3\n\
-                    tenantd_request_duration_seconds_bucket{le=\"0.1\"} 5\n";
-        assert_eq!(metric_value(text, "tenantd_open_tenants"), Some(12.0));
-        assert_eq!(metric_value(text, "tenantd_request_duration_seconds"), None);
-        assert_eq!(metric_value(text, "missing"), None);
+    fn a_refused_connection_is_an_error_not_a_zero() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        assert!(metric(addr, "tenantd_open_tenants").is_err());
+        assert!(request(addr, "GET", "/", None, "").is_err());
     }
 }
