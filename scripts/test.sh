@@ -12,6 +12,11 @@ if [ ! -f tests/node/node_modules/.package-lock.json ] ||
     (cd tests/node && npm ci --no-audit --no-fund)
 fi
 export TENANTD_REQUIRE_NODE=1
+
+# The cluster tests start a real HAProxy (Debian's 2.6): install it when missing and we can.
+if ! command -v haproxy >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy
+fi
 # As root (CI), the emulation tests (cgroup v1 cpu + memory) must run, not skip.
 if [ "$(id -u)" = 0 ]; then export TENANTD_REQUIRE_CGROUP=1; fi
 
