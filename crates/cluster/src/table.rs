@@ -135,7 +135,10 @@ impl SlotTable {
                     nodes.len() - 1
                 }
             };
-            owner.extend(std::iter::repeat_n(idx as u16, usize::from(r.to - r.from) + 1));
+            owner.extend(std::iter::repeat_n(
+                idx as u16,
+                usize::from(r.to - r.from) + 1,
+            ));
         }
         if owner.len() != usize::from(SLOTS) {
             return Err(TableError::Coverage(owner.len() as u16, "unowned"));
@@ -195,7 +198,9 @@ impl SlotTable {
     pub fn slot_counts(&self) -> BTreeMap<&str, u32> {
         let mut counts: BTreeMap<&str, u32> = self.nodes.iter().map(|n| (n.as_str(), 0)).collect();
         for &idx in &self.owner {
-            *counts.entry(self.nodes[usize::from(idx)].as_str()).or_default() += 1;
+            *counts
+                .entry(self.nodes[usize::from(idx)].as_str())
+                .or_default() += 1;
         }
         counts
     }
@@ -222,11 +227,16 @@ impl SlotTable {
     }
 
     /// Pins `tenant` to `node` (`None`: back to its slot's owner) and raises the epoch.
-    pub fn set_override(&mut self, tenant: &TenantId, node: Option<&str>) -> Result<(), TableError> {
+    pub fn set_override(
+        &mut self,
+        tenant: &TenantId,
+        node: Option<&str>,
+    ) -> Result<(), TableError> {
         match node {
             Some(n) => {
                 check_node(n)?;
-                self.overrides.insert(tenant.as_str().to_string(), n.to_string());
+                self.overrides
+                    .insert(tenant.as_str().to_string(), n.to_string());
             }
             None => {
                 self.overrides.remove(tenant.as_str());
