@@ -128,3 +128,83 @@ fn cluster_status_says_which_nodes_answer_and_which_do_not() {
         "{out}"
     );
 }
+
+#[test]
+fn cluster_push_sets_changed_slots_in_a_live_haproxy_and_names_silent_nodes() {
+    let d = tempfile::tempdir().unwrap();
+    let maps = d.path().join("maps");
+    let file = d.path().join("cluster.toml");
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (api, bind) = (
+        format!("127.0.0.1:{}", port()),
+        format!("127.0.0.1:{}", port()),
+    );
+    // Nodes on ports 1 and 2 of loopback: nothing listens, so PUT /admin/cluster fails.
+    std::fs::write(
+        &file,
+        format!(
+            "[haproxy]\nruntime_api = \"{api}\"\nbind = \"{bind}\"\nmap_dir = \"{}\"\n\
+             [[node]]\nname = \"node1\"\ndata = \"127.0.0.1:1\"\n\
+             [[node]]\nname = \"node2\"\ndata = \"127.0.0.1:2\"\n",
+            maps.display()
+        ),
+    )
+    .unwrap();
+    assert!(run(&file, &["init"]).0);
+    assert!(run(&file, &["haproxy-config"]).0);
+    let mut ha = std::process::Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(maps.join("haproxy.cfg"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("haproxy must be installed (.ci/run installs it)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cluster::runtime::Runtime::new(&api)
+        .command("show info")
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "haproxy's runtime API did not come up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A third node with weight 2 in a fresh table: 4096-8191 go to node2, 8192-16383 to node3.
+    assert!(
+        run(
+            &file,
+            &[
+                "add-node",
+                "node3",
+                "--data",
+                "127.0.0.1:3",
+                "--weight",
+                "2"
+            ]
+        )
+        .0
+    );
+    assert!(run(&file, &["init", "--force"]).0);
+    let (ok, out, err) = run(&file, &["push"]);
+    let live = cluster::runtime::Runtime::new(&api).show_map(&maps.join("slots.map"));
+    let _ = ha.kill();
+    let _ = ha.wait();
+    assert!(!ok && err.contains("node1, node2, node3"), "{err}");
+    assert!(
+        out.contains("haproxy: 12288 slots and 0 overrides changed"),
+        "{out}"
+    );
+    let live = live.unwrap();
+    assert_eq!(live.len(), 16_384);
+    assert_eq!(live[16_383], ("16383".to_string(), "node3".to_string()));
+    let file_map = std::fs::read_to_string(maps.join("slots.map")).unwrap();
+    assert!(file_map.ends_with("16383 node3\n"), "the map file follows");
+}
