@@ -104,3 +104,17 @@ proptest! {
         prop_assert!(moves.iter().all(|m| !givers.contains(m.to.as_str())));
     }
 }
+
+#[test]
+fn regression_planner_stopped_while_a_small_node_was_outside_its_band() {
+    // The band is relative to each node's share: picking donor and taker by absolute deviation
+    // stopped when the biggest node was within its (wide) band while a small node was not.
+    let t = SlotTable::even(&nodes(&[1, 1]), 1).unwrap();
+    let w = nodes(&[3, 1, 2, 1]);
+    let after = apply(&t, &plan(&t, &w, None, DEFAULT_TOLERANCE).unwrap());
+    assert!(
+        within(&after, &w, None, DEFAULT_TOLERANCE),
+        "{:?}",
+        after.slot_counts()
+    );
+}
