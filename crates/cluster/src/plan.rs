@@ -126,17 +126,15 @@ pub fn plan(
 
 /// Applies `moves` to `table` and raises its epoch once for the whole plan.
 pub fn apply(table: &SlotTable, moves: &[Move]) -> SlotTable {
-    let mut f = table.to_file();
     let mut t = table.clone();
     for m in moves {
         // Names were valid table or cluster-file names, and slots come from the table.
         t.assign(m.slot, &m.to)
             .expect("planned moves name valid nodes and slots");
     }
-    f.epoch += 1;
-    let mut out = t.to_file();
-    out.epoch = f.epoch;
-    SlotTable::from_file(&out).expect("a table with reassigned slots stays complete")
+    let mut f = t.to_file();
+    f.epoch = table.epoch() + 1;
+    SlotTable::from_file(&f).expect("a table with reassigned slots stays complete")
 }
 
 #[cfg(test)]
