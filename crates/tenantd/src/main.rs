@@ -3,11 +3,13 @@
 //! - `serve`: the server (see `serve.rs`; configuration in `config.rs`);
 //! - `tenant`, `hook`: admin API clients (`cli_admin.rs`);
 //! - `token`: tenant tokens, minted offline, revoked through the admin API (`token_cmd.rs`);
+//! - `cluster`: the cluster file, slot table, HAProxy config, rebalance plan (`cluster_cmd.rs`);
 //! - `capacity`: the capacity and cost model (the `capacity` crate);
 //! - `bench`: benchmark helpers (the `bench` crate).
 
 mod admin_token;
 mod cli_admin;
+mod cluster_cmd;
 mod config;
 mod migrate_cmd;
 mod serve;
@@ -52,6 +54,8 @@ enum Cmd {
     Migrate(migrate_cmd::MigrateArgs),
     /// Load generator and calibration: drive a server, measure this machine, feed the model.
     Bench(bench::cli::BenchCmd),
+    /// A cluster behind HAProxy: init, add-node, status, haproxy-config, rebalance, push.
+    Cluster(cluster_cmd::ClusterArgs),
     /// Measure what this machine holds and give the verdict next to the seed's claim.
     Prove(bench::prove_cmd::ProveArgs),
 }
@@ -65,6 +69,7 @@ fn main() {
         Cmd::Token { cmd } => token_cmd::run(cmd),
         Cmd::Migrate(args) => migrate_cmd::run(args),
         Cmd::Serve(args) => serve::main(args),
+        Cmd::Cluster(args) => cluster_cmd::run(args),
         Cmd::Tenant { remote, cmd } => {
             runtime().and_then(|rt| rt.block_on(cli_admin::run_tenant(&remote, cmd)))
         }

@@ -1,0 +1,343 @@
+//! `tenantd cluster …`: the operator's side of a cluster (docs/CLUSTER.md). Reads the cluster
+//! file (nodes, HAProxy settings), keeps the slot table next to it, renders HAProxy's config and
+//! maps, plans rebalances, and pushes the table to the nodes and to HAProxy's runtime API.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use cluster::file::{ClusterFile, Node};
+use cluster::haproxy::{map_paths, render_config, render_slots_map, render_tenants_map};
+use cluster::plan::{plan, DEFAULT_TOLERANCE};
+use cluster::runtime::{write_atomic, Runtime};
+use cluster::slot::SLOTS;
+use cluster::table::{SlotTable, TableFile};
+
+/// `tenantd cluster` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// The cluster file (TOML; see docs/CLUSTER.md). The slot table is kept next to it in
+    /// cluster-table.json unless the file names another `table`.
+    #[arg(
+        long,
+        env = "TENANTD_CLUSTER_FILE",
+        default_value = "cluster.toml",
+        global = true
+    )]
+    file: PathBuf,
+    #[command(subcommand)]
+    cmd: ClusterCmd,
+}
+
+/// `tenantd cluster` subcommands.
+#[derive(Debug, clap::Subcommand)]
+enum ClusterCmd {
+    /// Write the slot table: the 16,384 slots split over the file's nodes by weight, epoch 1.
+    /// Refuses to overwrite an existing table unless --force.
+    Init {
+        /// Overwrite an existing table.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add a node to the cluster file. It owns no slot until a rebalance moves some to it.
+    AddNode {
+        /// Node name (1-63 of a-z 0-9 _ -), as given to `tenantd serve --node-name`.
+        name: String,
+        /// host:port of its data plane (what HAProxy connects to).
+        #[arg(long)]
+        data: String,
+        /// Base URL of its admin API [default: http://DATA].
+        #[arg(long)]
+        admin: Option<String>,
+        /// Relative share of slots.
+        #[arg(long, default_value_t = 1)]
+        weight: u32,
+    },
+    /// Per node: slots owned, /healthz, and the table epoch it reports at /admin/cluster.
+    /// Nodes that do not answer are listed as such.
+    Status {
+        /// Admin token of the nodes.
+        #[arg(long, env = "TENANTD_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Render haproxy.cfg, slots.map and tenants.map into DIR. The config reads the maps from
+    /// the file's haproxy.map_dir, so put them there (the default).
+    HaproxyConfig {
+        /// Output directory [default: haproxy.map_dir].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Plan the fewest slot moves that bring every node within the tolerance of its weighted
+    /// share. Only --dry-run exists yet: executing moves is not implemented, so without it the
+    /// command refuses.
+    Rebalance {
+        /// Print the planned moves and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allowed distance from each node's share (0.05 = 5%).
+        #[arg(long, default_value_t = DEFAULT_TOLERANCE)]
+        tolerance: f64,
+    },
+    /// Send the table to every node (PUT /admin/cluster), `set map` every changed slot and
+    /// override through HAProxy's runtime API, then rewrite the map files.
+    Push {
+        /// Admin token of the nodes.
+        #[arg(long, env = "TENANTD_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+}
+
+/// Runs one `tenantd cluster` command. Errors: printed once by `main`.
+pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
+    let file = args.file;
+    match args.cmd {
+        ClusterCmd::Init { force } => init(&file, force),
+        ClusterCmd::AddNode {
+            name,
+            data,
+            admin,
+            weight,
+        } => {
+            let mut c = ClusterFile::load(&file)?;
+            c.nodes.push(Node {
+                name: name.clone(),
+                data,
+                admin,
+                weight,
+            });
+            c.validate(&file)?;
+            c.save(&file)?;
+            println!(
+                "added {name} to {}; it owns no slot until `tenantd cluster rebalance`",
+                file.display()
+            );
+            Ok(())
+        }
+        ClusterCmd::Status { token } => rt()?.block_on(status(&file, token)),
+        ClusterCmd::HaproxyConfig { out } => haproxy_config(&file, out),
+        ClusterCmd::Rebalance { dry_run, tolerance } => rebalance(&file, dry_run, tolerance),
+        ClusterCmd::Push { token } => rt()?.block_on(push(&file, token)),
+    }
+}
+
+fn rt() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn load_table(c: &ClusterFile, file: &Path) -> anyhow::Result<(PathBuf, SlotTable)> {
+    let path = c.table_path(file);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read the slot table {} (run `tenantd cluster init` first)",
+            path.display()
+        )
+    })?;
+    let tf: TableFile =
+        serde_json::from_str(&text).with_context(|| format!("slot table {}", path.display()))?;
+    let t = SlotTable::from_file(&tf).with_context(|| format!("slot table {}", path.display()))?;
+    Ok((path, t))
+}
+
+fn init(file: &Path, force: bool) -> anyhow::Result<()> {
+    let c = ClusterFile::load(file)?;
+    if c.nodes.is_empty() {
+        bail!(
+            "cluster file {} has no [[node]]: add one with `tenantd cluster add-node`",
+            file.display()
+        );
+    }
+    let path = c.table_path(file);
+    if path.exists() && !force {
+        bail!(
+            "slot table {} exists: pass --force to overwrite it (nodes keep their newer epoch)",
+            path.display()
+        );
+    }
+    let t = SlotTable::even(&c.weights(), 1)?;
+    write_atomic(
+        &path,
+        serde_json::to_string_pretty(&t.to_file())?.as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {} (epoch 1)", path.display());
+    for (node, n) in t.slot_counts() {
+        println!("{node}\t{n} slots");
+    }
+    Ok(())
+}
+
+fn haproxy_config(file: &Path, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let c = ClusterFile::load(file)?;
+    let (_, t) = load_table(&c, file)?;
+    let dir = out.unwrap_or_else(|| c.haproxy.map_dir.clone());
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, text) in [
+        ("haproxy.cfg", render_config(&c)),
+        ("slots.map", render_slots_map(&t)),
+        ("tenants.map", render_tenants_map(&t)),
+    ] {
+        let p = dir.join(name);
+        write_atomic(&p, text.as_bytes())
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+fn rebalance(file: &Path, dry_run: bool, tolerance: f64) -> anyhow::Result<()> {
+    if !dry_run {
+        bail!(
+            "moves are not implemented yet: `tenantd cluster rebalance --dry-run` prints the plan"
+        );
+    }
+    if !(0.0..1.0).contains(&tolerance) {
+        bail!("--tolerance {tolerance}: expected a fraction in [0, 1), e.g. 0.05");
+    }
+    let c = ClusterFile::load(file)?;
+    let (_, t) = load_table(&c, file)?;
+    let moves = plan(&t, &c.weights(), None, tolerance)?;
+    for m in &moves {
+        println!("slot {}: {} -> {}", m.slot, m.from, m.to);
+    }
+    println!(
+        "{} of {SLOTS} slots would move (epoch {} -> {})",
+        moves.len(),
+        t.epoch(),
+        t.epoch() + 1
+    );
+    Ok(())
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()?)
+}
+
+async fn status(file: &Path, token: Option<String>) -> anyhow::Result<()> {
+    let c = ClusterFile::load(file)?;
+    let (_, t) = load_table(&c, file)?;
+    let counts = t.slot_counts();
+    let http = client()?;
+    println!("table epoch {}", t.epoch());
+    for n in &c.nodes {
+        let slots = counts.get(n.name.as_str()).copied().unwrap_or(0);
+        let health = match http.get(format!("http://{}/healthz", n.data)).send().await {
+            Ok(r) if r.status().is_success() => "healthy".to_string(),
+            Ok(r) => format!("unhealthy ({})", r.status()),
+            Err(_) => "not answering".to_string(),
+        };
+        let mut req = http.get(format!("{}/admin/cluster", n.admin_url()));
+        if let Some(tok) = &token {
+            req = req.bearer_auth(tok);
+        }
+        let epoch = match req.send().await {
+            Ok(r) if r.status().is_success() => match r.json::<TableFile>().await {
+                Ok(tf) => format!("epoch {}", tf.epoch),
+                Err(_) => "no table in its answer".to_string(),
+            },
+            Ok(r) => format!("admin answered {}", r.status()),
+            Err(_) => "admin not answering".to_string(),
+        };
+        println!("{}\t{slots} slots\t{health}\t{epoch}", n.name);
+    }
+    Ok(())
+}
+
+async fn push(file: &Path, token: Option<String>) -> anyhow::Result<()> {
+    let c = ClusterFile::load(file)?;
+    let (_, t) = load_table(&c, file)?;
+    let tf = t.to_file();
+    let http = client()?;
+    let mut failed = Vec::new();
+    for n in &c.nodes {
+        let mut req = http
+            .put(format!("{}/admin/cluster", n.admin_url()))
+            .json(&tf);
+        if let Some(tok) = &token {
+            req = req.bearer_auth(tok);
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_success() => println!("{}: epoch {}", n.name, tf.epoch),
+            Ok(r) => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                println!("{}: refused ({status}): {body}", n.name);
+                failed.push(n.name.clone());
+            }
+            Err(e) => {
+                println!("{}: not answering ({e})", n.name);
+                failed.push(n.name.clone());
+            }
+        }
+    }
+    let runtime = Runtime::new(&c.haproxy.runtime_api);
+    let (slots, tenants) = map_paths(&c);
+    let (changed, pinned) = tokio::task::spawn_blocking({
+        let t = t.clone();
+        move || sync_haproxy(&runtime, &slots, &tenants, &t)
+    })
+    .await??;
+    println!("haproxy: {changed} slots and {pinned} overrides changed");
+    if !failed.is_empty() {
+        bail!(
+            "nodes without the new table: {} (rerun push when they answer)",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Brings HAProxy's live maps to the table, then rewrites the map files so a reload agrees.
+fn sync_haproxy(
+    rt: &Runtime,
+    slots: &Path,
+    tenants: &Path,
+    t: &SlotTable,
+) -> anyhow::Result<(usize, usize)> {
+    let live: std::collections::BTreeMap<String, String> =
+        rt.show_map(slots)?.into_iter().collect();
+    let mut changed = 0;
+    for s in 0..SLOTS {
+        let (key, owner) = (s.to_string(), t.slot_owner(s));
+        match live.get(&key) {
+            Some(v) if v == owner => {}
+            Some(_) => {
+                rt.set_map(slots, &key, owner)?;
+                changed += 1;
+            }
+            None => {
+                rt.add_map(slots, &key, owner)?;
+                changed += 1;
+            }
+        }
+    }
+    let live: std::collections::BTreeMap<String, String> =
+        rt.show_map(tenants)?.into_iter().collect();
+    let want = t.to_file().overrides;
+    let mut pinned = 0;
+    for (tenant, node) in &want {
+        match live.get(tenant) {
+            Some(v) if v == node => {}
+            Some(_) => {
+                rt.set_map(tenants, tenant, node)?;
+                pinned += 1;
+            }
+            None => {
+                rt.add_map(tenants, tenant, node)?;
+                pinned += 1;
+            }
+        }
+    }
+    for tenant in live.keys().filter(|k| !want.contains_key(*k)) {
+        rt.del_map(tenants, tenant)?;
+        pinned += 1;
+    }
+    write_atomic(slots, render_slots_map(t).as_bytes())
+        .with_context(|| format!("cannot write {}", slots.display()))?;
+    write_atomic(tenants, render_tenants_map(t).as_bytes())
+        .with_context(|| format!("cannot write {}", tenants.display()))?;
+    Ok((changed, pinned))
+}
