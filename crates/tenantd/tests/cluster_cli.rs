@@ -130,8 +130,13 @@ fn cluster_status_says_which_nodes_answer_and_which_do_not() {
 }
 
 #[test]
-fn cluster_push_sets_changed_slots_in_a_live_haproxy_and_names_silent_nodes() {
+fn cluster_push_installs_the_table_on_live_nodes_sets_haproxy_and_names_silent_nodes() {
     let d = tempfile::tempdir().unwrap();
+    // node1 is a live tenantd; node2 and node3 sit on ports where nothing listens.
+    let node1_data = d.path().join("node1");
+    let (mut node1, node1_url) = common::spawn_serve(&node1_data, &["--node-name", "node1"]);
+    let node1_addr = node1_url.trim_start_matches("http://").to_string();
+    let token = std::fs::read_to_string(node1_data.join("admin.token")).unwrap();
     let maps = d.path().join("maps");
     let file = d.path().join("cluster.toml");
     let port = || {
@@ -145,12 +150,11 @@ fn cluster_push_sets_changed_slots_in_a_live_haproxy_and_names_silent_nodes() {
         format!("127.0.0.1:{}", port()),
         format!("127.0.0.1:{}", port()),
     );
-    // Nodes on ports 1 and 2 of loopback: nothing listens, so PUT /admin/cluster fails.
     std::fs::write(
         &file,
         format!(
             "[haproxy]\nruntime_api = \"{api}\"\nbind = \"{bind}\"\nmap_dir = \"{}\"\n\
-             [[node]]\nname = \"node1\"\ndata = \"127.0.0.1:1\"\n\
+             [[node]]\nname = \"node1\"\ndata = \"{node1_addr}\"\n\
              [[node]]\nname = \"node2\"\ndata = \"127.0.0.1:2\"\n",
             maps.display()
         ),
@@ -193,11 +197,23 @@ fn cluster_push_sets_changed_slots_in_a_live_haproxy_and_names_silent_nodes() {
         .0
     );
     assert!(run(&file, &["init", "--force"]).0);
-    let (ok, out, err) = run(&file, &["push"]);
+    let (ok, out, err) = run(&file, &["push", "--token", token.trim()]);
     let live = cluster::runtime::Runtime::new(&api).show_map(&maps.join("slots.map"));
     let _ = ha.kill();
     let _ = ha.wait();
-    assert!(!ok && err.contains("node1, node2, node3"), "{err}");
+    // The live node took the table (and keeps it on disk); the silent ones are named.
+    let installed = std::fs::read_to_string(node1_data.join("cluster.json"));
+    let _ = node1.kill();
+    let _ = node1.wait();
+    assert!(out.contains("node1: epoch 1"), "{out}\n{err}");
+    assert!(
+        !ok && err.contains("node2, node3") && !err.contains("node1"),
+        "{err}"
+    );
+    let installed: cluster::table::TableFile =
+        serde_json::from_str(&installed.expect("node1 wrote cluster.json")).unwrap();
+    assert_eq!(installed.ranges.len(), 3);
+    assert_eq!(installed.ranges[2].node, "node3");
     assert!(
         out.contains("haproxy: 12288 slots and 0 overrides changed"),
         "{out}"
