@@ -151,17 +151,22 @@ fn init(file: &Path, force: bool) -> anyhow::Result<()> {
     let path = c.table_path(file);
     if path.exists() && !force {
         bail!(
-            "slot table {} exists: pass --force to overwrite it (nodes keep their newer epoch)",
+            "slot table {} exists: pass --force to replace it (with a higher epoch)",
             path.display()
         );
     }
-    let t = SlotTable::even(&c.weights(), 1)?;
+    // A replaced table must outrank the old one, or every node would refuse it as stale.
+    let epoch = match path.exists() {
+        true => load_table(&c, file).map_or(1, |(_, old)| old.epoch() + 1),
+        false => 1,
+    };
+    let t = SlotTable::even(&c.weights(), epoch)?;
     write_atomic(
         &path,
         serde_json::to_string_pretty(&t.to_file())?.as_bytes(),
     )
     .with_context(|| format!("cannot write {}", path.display()))?;
-    println!("wrote {} (epoch 1)", path.display());
+    println!("wrote {} (epoch {epoch})", path.display());
     for (node, n) in t.slot_counts() {
         println!("{node}\t{n} slots");
     }

@@ -24,6 +24,35 @@ fn run(file: &Path, args: &[&str]) -> (bool, String, String) {
 }
 
 #[test]
+fn regression_init_force_reset_the_epoch_so_nodes_refused_the_push() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("cluster.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[haproxy]\nruntime_api = \"127.0.0.1:9999\"\nbind = \"127.0.0.1:8000\"\n\
+             map_dir = \"{}\"\n[[node]]\nname = \"node1\"\ndata = \"127.0.0.1:8081\"\n",
+            d.path().join("maps").display()
+        ),
+    )
+    .unwrap();
+    let epoch = || {
+        let t: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.path().join("cluster-table.json")).unwrap(),
+        )
+        .unwrap();
+        t["epoch"].as_u64().unwrap()
+    };
+    assert!(run(&file, &["init"]).0);
+    assert_eq!(epoch(), 1);
+    // Nodes refuse a table whose epoch is not above theirs: a replaced table must outrank.
+    let (ok, out, err) = run(&file, &["init", "--force"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("(epoch 2)"), "{out}");
+    assert_eq!(epoch(), 2);
+}
+
+#[test]
 fn cluster_init_add_node_haproxy_config_and_rebalance_dry_run() {
     let d = tempfile::tempdir().unwrap();
     let maps = d.path().join("maps");
@@ -205,7 +234,8 @@ fn cluster_push_installs_the_table_on_live_nodes_sets_haproxy_and_names_silent_n
     let installed = std::fs::read_to_string(node1_data.join("cluster.json"));
     let _ = node1.kill();
     let _ = node1.wait();
-    assert!(out.contains("node1: epoch 1"), "{out}\n{err}");
+    // `init --force` replaced the table with a higher epoch than the first `init`'s.
+    assert!(out.contains("node1: epoch 2"), "{out}\n{err}");
     assert!(
         !ok && err.contains("node2, node3") && !err.contains("node1"),
         "{err}"
