@@ -30,14 +30,6 @@ pid=
 trap '[[ -n $pid ]] && kill "$pid" 2>/dev/null || true' EXIT
 { nproc; uname -r; date -u; cut -d' ' -f1-3 /proc/loadavg; "$TENANTD" --version; } > "$OUT/machine.txt"
 
-wait_up() {
-  for _ in $(seq 1 200); do
-    curl -s -o /dev/null "http://127.0.0.1:$PORT/$1" && return 0
-    sleep 0.05
-  done
-  echo "server did not start" >&2; return 1
-}
-
 for rep in $(seq 1 "$REPS"); do
   for server in $SERVERS; do
     data=$DATA_ROOT/$server

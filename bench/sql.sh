@@ -46,14 +46,6 @@ trap '[[ -n $pid ]] && kill "$pid" 2>/dev/null || true' EXIT
 
 { nproc; uname -r; date -u; cut -d' ' -f1-3 /proc/loadavg; } > "$OUT/machine.txt"
 
-wait_up() {
-  for _ in $(seq 1 200); do
-    curl -s -o /dev/null "http://127.0.0.1:$PORT/$1" && return 0
-    sleep 0.05
-  done
-  echo "server did not start" >&2; return 1
-}
-
 run_wrk() { # label lua args...
   local label=$1; shift
   taskset -c "$WRK_CPU" wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$@" > "$OUT/$label.wrk.txt" 2>&1

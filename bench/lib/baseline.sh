@@ -1,4 +1,4 @@
-# Sourced by the bench scripts: the baseline server (bench/baseline/server.ts, the seed design:
+# Sourced by the bench scripts (also gives wait_up): the baseline server (bench/baseline/server.ts, the seed design:
 # open, write and close the tenant's file on every request) and the Bun runtime that runs it,
 # installed from bench/baseline/package-lock.json with `npm ci` on first use.
 # Sets BUN and BUN_SERVER unless the caller set them.
@@ -20,4 +20,12 @@ need_node_baseline() {
   [[ -d $NODE_BASELINE_DIR/node_modules/better-sqlite3 ]] && return 0
   (cd "$NODE_BASELINE_DIR" && npm ci --no-audit --no-fund >/dev/null) ||
     { echo "cannot install the Node baseline (cd bench/baseline-node && npm ci)" >&2; exit 1; }
+}
+# wait_up PATH: polls http://127.0.0.1:$PORT/PATH until it answers (10 s at most).
+wait_up() {
+  for _ in $(seq 1 200); do
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/$1" && return 0
+    sleep 0.05
+  done
+  echo "server did not start" >&2; return 1
 }

@@ -7,12 +7,44 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use capacity::profile_file::update_profile_file;
-use capacity::Provenance;
 use capacity::{MachineProfile, WorkloadProfile};
 use loadgen::workload::Workload;
 use store::Durability;
 
 use crate::calibrate::{self, Context, Outcome};
+
+/// Where the scenarios run: flags shared by every scenario and `tenantd prove`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostArgs {
+    /// Where the servers' temporary data directories go; its disk is the one measured
+    /// [default: the system's temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
+    /// Load generator threads [default: available CPUs].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// CPUs this process may run on.
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl HostArgs {
+    /// The scratch directory.
+    pub fn scratch(&self) -> PathBuf {
+        self.scratch.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// The load generator's threads. Errors: `--threads 0`.
+    pub fn threads(&self) -> anyhow::Result<usize> {
+        match self.threads {
+            Some(0) => anyhow::bail!("--threads must be at least 1"),
+            Some(n) => Ok(n),
+            None => Ok(available_cpus()),
+        }
+    }
+}
 
 /// Flags every scenario takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -20,13 +52,8 @@ pub struct CommonArgs {
     /// Durability mode of the servers the scenario starts.
     #[arg(long, default_value = "fsync")]
     pub durability: Durability,
-    /// Where the servers' temporary data directories go (the disk measured) [default: the
-    /// system's temporary directory].
-    #[arg(long, value_name = "DIR")]
-    pub scratch: Option<PathBuf>,
-    /// Load generator threads [default: available CPUs].
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    host: HostArgs,
     /// Run the servers under this machine profile's CPU count and RAM (cgroup v1; root).
     #[arg(long, value_name = "NAME|FILE")]
     pub emulate: Option<String>,
@@ -133,25 +160,31 @@ impl CommonArgs {
     /// The scenario context. Errors: a machine profile to emulate that does not load, or a
     /// host that cannot emulate.
     pub fn context(&self) -> anyhow::Result<Context> {
-        let scratch = self.scratch.clone().unwrap_or_else(std::env::temp_dir);
         let emulate = match &self.emulate {
             Some(spec) => {
                 let m = capacity::load::load_machine(spec)?;
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                Some(crate::prove::emulation_limits(&m, cores))
+                Some(crate::emulate::limits_for(&m, available_cpus()))
             }
             None => None,
         };
         Ok(Context {
             binary: std::env::current_exe()?,
-            scratch,
+            scratch: self.host.scratch(),
             durability: self.durability,
-            threads: self
-                .threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            threads: self.host.threads()?,
             emulate,
             verbose: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         })
+    }
+
+    /// Runs one scenario in this context, prints it and merges its fields into the profiles.
+    fn run(
+        &self,
+        scenario: impl FnOnce(&Context) -> anyhow::Result<Outcome>,
+    ) -> anyhow::Result<()> {
+        let ctx = self.context()?;
+        let o = scenario(&ctx)?;
+        self.finish(&ctx, &o)
     }
 
     /// Prints the outcome and merges its fields into the profile files.
@@ -161,18 +194,12 @@ impl CommonArgs {
             println!("  {line}");
         }
         let host = loadgen::machine::MachineInfo::detect(&ctx.scratch);
-        let provenance = Provenance {
-            date: crate::prove::report::now_rfc3339(),
-            machine: host.describe(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            scenarios: vec![o.scenario.clone()],
-            emulated: ctx.emulate.map(|l| {
-                format!(
-                    "cgroup v1: {} CPUs, {} bytes of memory",
-                    l.cpus, l.memory_bytes
-                )
-            }),
-        };
+        let provenance = calibrate::provenance(
+            &host,
+            vec![o.scenario.clone()],
+            ctx.emulate,
+            self.emulate.as_deref(),
+        );
         if !o.workload.is_empty() {
             update_profile_file::<WorkloadProfile>(
                 &self.workload_out,
@@ -213,9 +240,8 @@ impl CommonArgs {
 
 /// Runs one scenario from its flags.
 pub fn idle(a: IdleArgs) -> anyhow::Result<()> {
-    let ctx = a.common.context()?;
-    let o = calibrate::idle::run(&ctx, calibrate::idle::Idle { tenants: a.tenants })?;
-    a.common.finish(&ctx, &o)
+    let p = calibrate::idle::Idle { tenants: a.tenants };
+    a.common.run(|ctx| calibrate::idle::run(ctx, p))
 }
 
 /// Runs one scenario from its flags.
@@ -223,34 +249,26 @@ pub fn inflight(a: InflightArgs) -> anyhow::Result<()> {
     if a.levels.len() < 2 || a.levels.contains(&0) {
         anyhow::bail!("--levels needs at least two concurrency levels, each at least 1");
     }
-    let ctx = a.common.context()?;
-    let o = calibrate::inflight::run(
-        &ctx,
-        &calibrate::inflight::Inflight {
-            levels: a.levels,
-            duration: a.duration,
-            workload: a.workload,
-        },
-    )?;
-    a.common.finish(&ctx, &o)
+    let p = calibrate::inflight::Inflight {
+        levels: a.levels,
+        duration: a.duration,
+        workload: a.workload,
+    };
+    a.common.run(|ctx| calibrate::inflight::run(ctx, &p))
 }
 
 /// Runs one scenario from its flags.
 pub fn cpu(a: CpuArgs) -> anyhow::Result<()> {
-    let ctx = a.common.context()?;
     let workloads = if a.workload.is_empty() {
         vec![Workload::Webhook, Workload::SqlRead, Workload::SqlWrite]
     } else {
         a.workload
     };
-    let o = calibrate::cpu::run(
-        &ctx,
-        &calibrate::cpu::Cpu {
-            workloads,
-            duration: a.duration,
-        },
-    )?;
-    a.common.finish(&ctx, &o)
+    let p = calibrate::cpu::Cpu {
+        workloads,
+        duration: a.duration,
+    };
+    a.common.run(|ctx| calibrate::cpu::run(ctx, &p))
 }
 
 /// Runs one scenario from its flags.
@@ -258,33 +276,25 @@ pub fn disk(a: DiskArgs) -> anyhow::Result<()> {
     if a.events == 0 {
         anyhow::bail!("--events must be at least 1");
     }
-    let ctx = a.common.context()?;
-    let o = calibrate::disk::run(
-        &ctx,
-        calibrate::disk::Disk {
-            events: a.events,
-            sync_for: a.sync_for,
-        },
-    )?;
-    a.common.finish(&ctx, &o)
+    let p = calibrate::disk::Disk {
+        events: a.events,
+        sync_for: a.sync_for,
+    };
+    a.common.run(|ctx| calibrate::disk::run(ctx, p))
 }
 
 /// Runs one scenario from its flags.
 pub fn cold(a: ColdArgs) -> anyhow::Result<()> {
-    let ctx = a.common.context()?;
     let cases = if a.cases.is_empty() {
         vec![(5_000, 1.1), (5_000, 0.0)]
     } else {
         a.cases
     };
-    let o = calibrate::cold::run(
-        &ctx,
-        &calibrate::cold::Cold {
-            cases,
-            duration: a.duration,
-        },
-    )?;
-    a.common.finish(&ctx, &o)
+    let p = calibrate::cold::Cold {
+        cases,
+        duration: a.duration,
+    };
+    a.common.run(|ctx| calibrate::cold::run(ctx, &p))
 }
 
 #[cfg(test)]

@@ -18,6 +18,17 @@ pub struct Limits {
     pub memory_bytes: u64,
 }
 
+impl Limits {
+    /// How reports name the emulation: `cgroup v1: 2 CPUs, 4000 MB of memory`.
+    pub fn describe(&self) -> String {
+        format!(
+            "cgroup v1: {} CPUs, {} MB of memory",
+            self.cpus,
+            self.memory_bytes / 1_000_000
+        )
+    }
+}
+
 /// Why emulation cannot run here.
 #[derive(Debug, thiserror::Error)]
 pub enum EmulateError {
@@ -38,6 +49,14 @@ pub enum EmulateError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// The emulation limits for `machine` on this host: its vCPUs (at most the host's) and RAM.
+pub fn limits_for(machine: &capacity::MachineProfile, host_cores: usize) -> Limits {
+    Limits {
+        cpus: machine.vcpu.min(host_cores as f64),
+        memory_bytes: (machine.ram_gb * 1e9) as u64,
+    }
 }
 
 /// Whether this host can emulate: root, with the v1 `cpu` and `memory` controllers mounted.
@@ -87,7 +106,6 @@ pub fn own_path(proc_self_cgroup: &str, controller: &str) -> String {
 pub struct Cgroup {
     cpu: PathBuf,
     memory: PathBuf,
-    limits: Limits,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EmulateError + '_ {
@@ -126,7 +144,6 @@ impl Cgroup {
         let group = Cgroup {
             cpu: dir("cpu")?,
             memory: dir("memory")?,
-            limits,
         };
         write(&group.cpu.join("cpu.cfs_period_us"), CPU_PERIOD_US)?;
         write(&group.cpu.join("cpu.cfs_quota_us"), quota)?;
@@ -143,25 +160,10 @@ impl Cgroup {
         write(&self.memory.join("cgroup.procs"), pid)
     }
 
-    /// The limits this cgroup enforces.
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     /// Peak memory charged to the cgroup since it was created, bytes.
     pub fn memory_peak_bytes(&self) -> Option<u64> {
         fs::read_to_string(self.memory.join("memory.max_usage_in_bytes"))
             .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    /// Times the CPU quota stopped the server (`nr_throttled` in cpu.stat).
-    pub fn throttled_periods(&self) -> Option<u64> {
-        let stat = fs::read_to_string(self.cpu.join("cpu.stat")).ok()?;
-        stat.lines()
-            .find_map(|l| l.strip_prefix("nr_throttled "))?
             .trim()
             .parse()
             .ok()
@@ -179,6 +181,15 @@ impl Drop for Cgroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emulation_takes_the_machines_cpus_up_to_the_hosts() {
+        let fly = capacity::builtin::machine("fly-shared-cpu-2x").unwrap();
+        let l = limits_for(&fly, 8);
+        assert_eq!(l.cpus, fly.vcpu);
+        assert_eq!(l.memory_bytes, (fly.ram_gb * 1e9) as u64);
+        assert_eq!(limits_for(&fly, 1).cpus, 1.0);
+    }
 
     #[test]
     fn quota_follows_the_cpu_count_with_the_kernel_minimum() {

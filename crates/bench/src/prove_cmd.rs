@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use store::Durability;
 
+use crate::calibrate_cmd::HostArgs;
 use crate::prove::{self, Prove};
 
 const AFTER_HELP: &str = "\
@@ -48,13 +49,8 @@ pub struct ProveArgs {
     /// Report folder [default: tenantd-prove-<UTC date and time>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Where the servers' temporary data directories go; its disk is the one measured
-    /// [default: the system's temporary directory].
-    #[arg(long, value_name = "DIR")]
-    pub scratch: Option<PathBuf>,
-    /// Load generator threads [default: available CPUs].
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    host: HostArgs,
     /// Gross margin the report prices for, as a fraction.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.8)]
     pub target_margin: f64,
@@ -81,11 +77,7 @@ impl ProveArgs {
         if let Some(usd) = self.price {
             business.push(("price_usd_per_tenant_month".to_string(), usd));
         }
-        let threads = match self.threads {
-            Some(0) => anyhow::bail!("--threads must be at least 1"),
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
+        let threads = self.host.threads()?;
         let stamp = prove::report::now_rfc3339().replace([':', '-'], "");
         Ok(Prove {
             machine: self.machine,
@@ -98,7 +90,7 @@ impl ProveArgs {
             out: self
                 .out
                 .unwrap_or_else(|| PathBuf::from(format!("tenantd-prove-{stamp}"))),
-            scratch: self.scratch.unwrap_or_else(std::env::temp_dir),
+            scratch: self.host.scratch(),
             threads,
             binary: std::env::current_exe()?,
             target_margin: self.target_margin,

@@ -1,17 +1,11 @@
 //! The ingest path's metrics (`store::inbox`): log, backlog, appliers, checkpoints.
 
-use std::fmt::Write;
-
 use store::inbox::InboxStats;
+
+use crate::metrics::sample;
 
 /// Appends the ingest metrics to `out` in the Prometheus text format.
 pub fn render(out: &mut String, s: &InboxStats) {
-    let mut metric = |name: &str, help: &str, kind: &str, v: String| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-        );
-    };
     let b = &s.backlog;
     let rows: [(&str, &str, &str, String); 20] = [
         (
@@ -136,6 +130,6 @@ pub fn render(out: &mut String, s: &InboxStats) {
         ),
     ];
     for (name, help, kind, v) in rows {
-        metric(name, help, kind, v);
+        sample(out, name, help, kind, v);
     }
 }

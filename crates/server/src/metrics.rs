@@ -95,16 +95,20 @@ pub async fn track(State(st): State<AppState>, req: Request, next: Next) -> Resp
     resp
 }
 
+/// Appends one unlabelled sample with its HELP and TYPE lines (Prometheus text format).
+pub fn sample(out: &mut String, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
 /// Renders every metric in the Prometheus text format.
 pub fn render(st: &AppState) -> String {
     let p = st.pool.stats();
     let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, kind: &str, v: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-        );
-    };
+    let mut gauge =
+        |name: &str, help: &str, kind: &str, v: u64| sample(&mut out, name, help, kind, v);
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     gauge(
         "tenantd_open_tenants",

@@ -3,7 +3,7 @@
 //! `/proc/<pid>` shows locally. Read on each scrape from `getrusage` and `/proc/self`; a value
 //! that cannot be read is left out rather than reported as 0.
 
-use std::fmt::Write as _;
+use crate::metrics::sample;
 
 /// Bytes resident, from the second field of `/proc/self/statm` (in pages).
 fn resident_bytes() -> Option<u64> {
@@ -35,10 +35,7 @@ fn entries(dir: &str) -> Option<u64> {
 pub fn render(out: &mut String) {
     let mut metric = |name: &str, help: &str, kind: &str, v: Option<String>| {
         if let Some(v) = v {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
+            sample(out, name, help, kind, v);
         }
     };
     metric(

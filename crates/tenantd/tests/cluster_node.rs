@@ -19,6 +19,24 @@ fn table(epoch: u64, overrides: Value) -> Value {
     })
 }
 
+/// An admin-authorised request to the node at `url`, sent.
+async fn send(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> reqwest::Response {
+    let mut req = http
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(body);
+    }
+    req.send().await.unwrap()
+}
+
 /// A tenant name whose slot is on `node1` (first half) or not.
 fn tenant_on(first_half: bool, prefix: &str) -> String {
     (0..)
@@ -164,28 +182,15 @@ async fn a_node_serves_only_its_tenants_and_names_the_owner_of_the_others() {
     child.kill().unwrap();
     child.wait().unwrap();
     let (mut child, url) = common::spawn_serve(&data, &["--node-name", "node1"]);
-    let r = http
-        .get(format!("{url}/t/{theirs}/events"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let events = format!("/t/{theirs}/events");
+    let r = send(&http, &url, &token, reqwest::Method::GET, &events, None).await;
     assert_eq!(r.status(), 421);
     // An override pins `theirs` here.
-    let r = http
-        .put(format!("{url}/admin/cluster"))
-        .bearer_auth(&token)
-        .json(&table(4, json!({ theirs.clone(): "node1" })))
-        .send()
-        .await
-        .unwrap();
+    let pinned = table(4, json!({ theirs.clone(): "node1" }));
+    let put = reqwest::Method::PUT;
+    let r = send(&http, &url, &token, put, "/admin/cluster", Some(&pinned)).await;
     assert_eq!(r.status(), 200);
-    let r = http
-        .get(format!("{url}/t/{theirs}/events"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = send(&http, &url, &token, reqwest::Method::GET, &events, None).await;
     assert_eq!(r.status(), 200);
     child.kill().unwrap();
     child.wait().unwrap();

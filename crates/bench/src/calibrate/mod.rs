@@ -90,14 +90,6 @@ impl Outcome {
             source: format!("measured: {how} (tenantd bench {})", self.scenario),
         });
     }
-
-    /// The measured value of a workload field, if this outcome has it.
-    pub fn workload_value(&self, field: &str) -> Option<f64> {
-        self.workload
-            .iter()
-            .find(|m| m.field == field)
-            .map(|m| m.value)
-    }
 }
 
 /// A server started for a scenario, in its cgroup when emulating.
@@ -249,6 +241,26 @@ impl Running {
         let seen = look(&data);
         let _ = std::fs::remove_dir_all(data);
         Ok(seen)
+    }
+}
+
+/// Provenance of profile fields measured now on `host` by `scenarios`, natively or under
+/// `emulate` (`emulated_as` names the machine profile emulated, if any).
+pub fn provenance(
+    host: &loadgen::machine::MachineInfo,
+    scenarios: Vec<String>,
+    emulate: Option<Limits>,
+    emulated_as: Option<&str>,
+) -> capacity::Provenance {
+    capacity::Provenance {
+        date: crate::prove::report::now_rfc3339(),
+        machine: host.describe(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        scenarios,
+        emulated: emulate.map(|l| match emulated_as {
+            Some(name) => format!("{} ({name})", l.describe()),
+            None => l.describe(),
+        }),
     }
 }
 

@@ -16,12 +16,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use capacity::profile_file::{update_profile_file, Measured};
-use capacity::Provenance;
 use capacity::{MachineProfile, WorkloadProfile};
 use store::Durability;
 
 use crate::calibrate::{self, Context, Outcome};
-use crate::emulate::Limits;
 use plan::Plan;
 
 /// A validated `tenantd prove` request.
@@ -68,14 +66,6 @@ pub struct Proved {
     pub out: PathBuf,
 }
 
-/// The emulation limits for `machine` on this host: its vCPUs (at most the host's) and RAM.
-pub fn emulation_limits(machine: &MachineProfile, host_cores: usize) -> Limits {
-    Limits {
-        cpus: machine.vcpu.min(host_cores as f64),
-        memory_bytes: (machine.ram_gb * 1e9) as u64,
-    }
-}
-
 /// Runs the calibration and writes the report. Errors: a profile that does not load, an
 /// emulation the host cannot do, a report folder that cannot be written. A scenario that
 /// fails is reported in [`Proved::failed`] and in the report, and the run goes on.
@@ -85,7 +75,7 @@ pub fn run(p: &Prove) -> anyhow::Result<Proved> {
     let base = capacity::load::load_workload(&p.workload)?;
     let host = loadgen::machine::MachineInfo::detect(&p.scratch);
     let emulate = if p.emulate {
-        let limits = emulation_limits(&machine, host.cores);
+        let limits = crate::emulate::limits_for(&machine, host.cores);
         // Fail before any measurement when the host cannot emulate.
         drop(crate::emulate::Cgroup::create(
             "tenantd-prove-check",
@@ -192,20 +182,12 @@ pub fn run(p: &Prove) -> anyhow::Result<Proved> {
         )
     });
 
-    let provenance = Provenance {
-        date: report::now_rfc3339(),
-        machine: host.describe(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        scenarios: outcomes.iter().map(|o| o.scenario.clone()).collect(),
-        emulated: emulate.map(|l| {
-            format!(
-                "cgroup v1: {} CPUs, {} MB of memory ({})",
-                l.cpus,
-                l.memory_bytes / 1_000_000,
-                machine.meta.name
-            )
-        }),
-    };
+    let provenance = calibrate::provenance(
+        &host,
+        outcomes.iter().map(|o| o.scenario.clone()).collect(),
+        emulate,
+        Some(&machine.meta.name),
+    );
     let mut workload_fields: Vec<Measured> =
         outcomes.iter().flat_map(|o| o.workload.clone()).collect();
     for (field, value) in &p.business {
@@ -286,15 +268,6 @@ fn absolute_spec(spec: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn emulation_takes_the_machines_cpus_up_to_the_hosts() {
-        let fly = capacity::builtin::machine("fly-shared-cpu-2x").unwrap();
-        let l = emulation_limits(&fly, 8);
-        assert_eq!(l.cpus, fly.vcpu);
-        assert_eq!(l.memory_bytes, (fly.ram_gb * 1e9) as u64);
-        assert_eq!(emulation_limits(&fly, 1).cpus, 1.0);
-    }
 
     #[test]
     fn builtin_names_stay_names() {
