@@ -168,6 +168,16 @@ impl Cgroup {
             .parse()
             .ok()
     }
+
+    /// CFS periods in which the CPU quota stopped the server (`nr_throttled` of cpu.stat).
+    pub fn throttled_periods(&self) -> Option<u64> {
+        let stat = fs::read_to_string(self.cpu.join("cpu.stat")).ok()?;
+        stat.lines()
+            .find_map(|l| l.strip_prefix("nr_throttled "))?
+            .trim()
+            .parse()
+            .ok()
+    }
 }
 
 impl Drop for Cgroup {

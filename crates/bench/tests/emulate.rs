@@ -59,6 +59,7 @@ fn a_process_moved_into_the_cgroup_runs_under_its_limits() {
         (256u64 << 20).to_string()
     );
     assert!(group.memory_peak_bytes().is_some());
+    assert!(group.throttled_periods().is_some());
     child.kill().unwrap();
     child.wait().unwrap();
     drop(group);

@@ -74,6 +74,9 @@ fn prove_quick_writes_a_consistent_report() {
     assert!(levels.len() >= 2);
     for l in levels {
         assert!(l["peak_rss_bytes"].as_u64().unwrap() >= l["rss_before_bytes"].as_u64().unwrap());
+        // Under emulation the cgroup's counters are read; natively they are absent.
+        assert_eq!(l["cgroup_peak_bytes"].is_u64(), emulate, "{l}");
+        assert_eq!(l["cgroup_throttled_periods"].is_u64(), emulate, "{l}");
     }
     // The chart has one point per level.
     let svg = std::fs::read_to_string(out.join("inflight.svg")).unwrap();

@@ -33,6 +33,7 @@ struct Level {
     ok_per_second: f64,
     p99_us: u64,
     cgroup_peak_bytes: Option<u64>,
+    cgroup_throttled_periods: Option<u64>,
 }
 
 /// Runs the scenario. Errors: a server that does not start, a level with no 2xx.
@@ -69,6 +70,7 @@ pub fn run(ctx: &Context, p: &Inflight) -> anyhow::Result<Outcome> {
             ok_per_second: r.rps_ok(),
             p99_us: r.latency.summary().p99_us,
             cgroup_peak_bytes: running.cgroup_peak_bytes(),
+            cgroup_throttled_periods: running.cgroup_throttled_periods(),
         });
         running.stop()?;
     }

@@ -212,6 +212,11 @@ impl Running {
         self.cgroup.as_ref()?.memory_peak_bytes()
     }
 
+    /// CFS periods in which the emulated CPU quota stopped the server, if emulating.
+    pub fn cgroup_throttled_periods(&self) -> Option<u64> {
+        self.cgroup.as_ref()?.throttled_periods()
+    }
+
     /// Waits (polling `/metrics`, at most `timeout`) until no tenant is open.
     pub fn wait_all_closed(&self, timeout: Duration) -> anyhow::Result<Duration> {
         let started = std::time::Instant::now();
