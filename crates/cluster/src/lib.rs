@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod file;
+pub mod handover;
 pub mod haproxy;
 pub mod plan;
 pub mod runtime;

@@ -104,6 +104,21 @@ pub enum ApiError {
         /// The epoch of that table.
         epoch: u64,
     },
+    /// The tenant moved to another node (this node keeps its old file for a grace period).
+    #[error("tenant has moved to node {owner}")]
+    MovedAway {
+        /// Its new owner.
+        owner: String,
+    },
+    /// The tenant is being moved to another node right now: retry shortly.
+    #[error("tenant is being moved to another node; retry shortly")]
+    TenantMoving,
+    /// A move's fence is gone (it expired or was lifted): the move must start again.
+    #[error("{0}")]
+    FenceExpired(String),
+    /// An imported file is not what was sent, or not a sound tenant database.
+    #[error("{0}")]
+    ImportRefused(String),
     /// A slot table older than (or conflicting with) the one this node has.
     #[error("{0}")]
     StaleTable(String),
@@ -141,6 +156,10 @@ impl ApiError {
             IngestBacklog(_) => ("ingest_backlog", StatusCode::SERVICE_UNAVAILABLE),
             IngestUnavailable(_) => ("ingest_unavailable", StatusCode::SERVICE_UNAVAILABLE),
             Misdirected { .. } => ("misdirected", StatusCode::MISDIRECTED_REQUEST),
+            MovedAway { .. } => ("misdirected", StatusCode::MISDIRECTED_REQUEST),
+            TenantMoving => ("tenant_moving", StatusCode::SERVICE_UNAVAILABLE),
+            FenceExpired(_) => ("fence_expired", StatusCode::CONFLICT),
+            ImportRefused(_) => ("import_refused", StatusCode::UNPROCESSABLE_ENTITY),
             StaleTable(_) => ("stale_table", StatusCode::CONFLICT),
             Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -148,20 +167,24 @@ impl ApiError {
 }
 
 impl ApiError {
-    /// For `Misdirected`: the owner and the table epoch, which the error body carries.
-    pub fn misdirected(&self) -> Option<(String, u64)> {
+    /// For a 421: the owner and the table epoch (none for a tenant that moved away), which
+    /// the error body carries.
+    pub fn misdirected(&self) -> Option<(String, Option<u64>)> {
         match self {
-            ApiError::Misdirected { owner, epoch, .. } => Some((owner.clone(), *epoch)),
+            ApiError::Misdirected { owner, epoch, .. } => Some((owner.clone(), Some(*epoch))),
+            ApiError::MovedAway { owner } => Some((owner.clone(), None)),
             _ => None,
         }
     }
 }
 
 /// Adds `owner` and `epoch` to an error object (a 421 names where the tenant is served).
-pub fn add_owner(error: &mut serde_json::Value, misdirected: Option<(String, u64)>) {
+pub fn add_owner(error: &mut serde_json::Value, misdirected: Option<(String, Option<u64>)>) {
     if let Some((owner, epoch)) = misdirected {
         error["owner"] = owner.into();
-        error["epoch"] = epoch.into();
+        if let Some(epoch) = epoch {
+            error["epoch"] = epoch.into();
+        }
     }
 }
 
@@ -177,6 +200,8 @@ impl From<StoreError> for ApiError {
             StoreError::DiskFull => ApiError::DiskFull,
             StoreError::MigrationFailed(why) => ApiError::MigrationFailed(why),
             StoreError::ShuttingDown => ApiError::ShuttingDown,
+            StoreError::Moving { .. } => ApiError::TenantMoving,
+            StoreError::Moved { to } => ApiError::MovedAway { owner: to },
             StoreError::Sqlite(e) => ApiError::Internal(format!("sqlite: {e}")),
             StoreError::Io(e) => ApiError::Internal(format!("io: {e}")),
         }

@@ -15,6 +15,10 @@ use store::{SourceName, TenantId};
 /// node (in a cluster, another node's tenant is `421 misdirected` here).
 pub struct Tenant(pub TenantId);
 
+/// The tenant named by the `{id}` path segment, validated, whether or not this node serves it
+/// (the move and import endpoints, which check ownership themselves).
+pub struct AnyTenant(pub TenantId);
+
 /// The webhook source named by the `{source}` path segment, validated.
 pub struct Source(pub SourceName);
 
@@ -36,8 +40,18 @@ impl FromRequestParts<AppState> for Tenant {
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
         let raw = path_param(parts, &["tenant", "id"]).await?;
         let id = TenantId::parse(&raw).map_err(ApiError::InvalidTenantId)?;
-        st.routing.check(&id)?;
+        st.check_owner(&id)?;
         Ok(Tenant(id))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AnyTenant {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let raw = path_param(parts, &["id"]).await?;
+        TenantId::parse(&raw)
+            .map(AnyTenant)
+            .map_err(ApiError::InvalidTenantId)
     }
 }
 

@@ -28,6 +28,9 @@ use axum::Router;
 
 pub use state::{AppState, HttpConfig};
 
+/// Time allowed to receive a whole tenant file on import (`PUT /admin/tenants/{id}/import`).
+pub const IMPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// The whole HTTP API over `state`.
 ///
 /// Layers, outermost first: the request span (`trace`), admission and metrics (`track`), then
@@ -42,6 +45,19 @@ pub fn app(state: AppState) -> Router {
         body_rule(state.sql.config.max_body_bytes),
         body::guard,
     ));
+    // An import carries a whole tenant file: its own size limit (the tenant quota) and time.
+    let import = Router::new()
+        .route(
+            "/admin/tenants/{id}/import",
+            put(routes::moves::import).delete(routes::moves::drop_import),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            body::BodyRule {
+                limit: usize::try_from(state.pool.config().quota_bytes).unwrap_or(usize::MAX),
+                timeout: IMPORT_TIMEOUT,
+            },
+            body::guard,
+        ));
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -62,6 +78,20 @@ pub fn app(state: AppState) -> Router {
             put(admin::set_hook).delete(admin::delete_hook),
         )
         .route("/admin/tenants/{id}/policy", put(admin::set_policy))
+        .route("/admin/tenants/{id}/move", post(routes::moves::fence))
+        .route(
+            "/admin/tenants/{id}/move/{fence}/snapshot",
+            get(routes::moves::snapshot),
+        )
+        .route(
+            "/admin/tenants/{id}/move/{fence}/commit",
+            post(routes::moves::commit),
+        )
+        .route(
+            "/admin/tenants/{id}/move/{fence}",
+            axum::routing::delete(routes::moves::undo),
+        )
+        .route("/admin/slots", get(routes::moves::slots))
         .route(
             "/admin/tenants/{id}/tokens/revoke",
             post(routes::tokens::revoke),
@@ -71,6 +101,7 @@ pub fn app(state: AppState) -> Router {
             body::guard,
         ))
         .merge(sql)
+        .merge(import)
         .fallback(ops::fallback)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.http.max_body_bytes))

@@ -126,6 +126,18 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// `Ok` when this node serves `tenant`: its table gives it here (else `421` with the
+    /// owner and epoch) and it has not moved away (else `421` with its new owner).
+    pub fn check_owner(&self, tenant: &store::TenantId) -> Result<(), crate::error::ApiError> {
+        self.routing.check(tenant)?;
+        match self.pool.fences().moved_to(tenant) {
+            Some(owner) => Err(crate::error::ApiError::MovedAway { owner }),
+            None => Ok(()),
+        }
+    }
+}
+
 impl std::ops::Deref for AppState {
     type Target = Shared;
     fn deref(&self) -> &Shared {

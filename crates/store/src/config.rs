@@ -85,6 +85,8 @@ pub const DEFAULT_SQLITE_HEAP_LIMIT: u64 = 256 << 20;
 pub const DEFAULT_OPEN_WAIT: Duration = Duration::from_secs(2);
 /// Default locking mode of tenant connections.
 pub const DEFAULT_LOCKING: Locking = Locking::Shared;
+/// Default wait of a write for a tenant fenced by a move before it is refused (503).
+pub const DEFAULT_FENCE_WAIT: Duration = Duration::from_secs(2);
 /// Default number of reader connections per open tenant (open at once, and kept when idle).
 pub const DEFAULT_READERS_PER_TENANT: usize = 2;
 
@@ -124,6 +126,9 @@ pub struct PoolConfig {
     /// Run the background maintenance loop (idle closes, WAL checkpoints, tidying), started by
     /// `TenantPool::open` and stopped by `shutdown`. Tests switch it off and call `maintain_at`.
     pub maintenance: bool,
+    /// How long a write waits for a tenant fenced by a move before it gets `Moving` (503 with
+    /// Retry-After); reads are not fenced.
+    pub fence_wait: Duration,
 }
 
 impl PoolConfig {
@@ -145,6 +150,7 @@ impl PoolConfig {
             busy_timeout: Duration::from_secs(5),
             migrations: None,
             maintenance: true,
+            fence_wait: DEFAULT_FENCE_WAIT,
         }
     }
 

@@ -29,6 +29,18 @@ pub enum StoreError {
     /// served on an old schema.
     #[error("tenant migration failed: {0}")]
     MigrationFailed(String),
+    /// The tenant is being moved to another node: retry after about `retry_after`.
+    #[error("tenant is being moved to another node; retry shortly")]
+    Moving {
+        /// Until the move's fence lifts by itself at the latest.
+        retry_after: std::time::Duration,
+    },
+    /// The tenant has moved to node `to`.
+    #[error("tenant has moved to node {to}")]
+    Moved {
+        /// Its new owner.
+        to: String,
+    },
     /// The pool is shutting down.
     #[error("shutting down")]
     ShuttingDown,

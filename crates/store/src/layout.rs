@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! <data>/tenants/<aa>/<bb>/<tenant>.db     aa, bb: first two bytes of sha256(tenant), hex
+//! <data>/moved/<tenant>.db, <tenant>.json  a tenant that moved to another node (grace period)
+//! <data>/moving/<tenant>.<tag>             a snapshot or an import in transit
 //! ```
 //! The two fan-out levels (65,536 directories) keep every directory small at 1M tenants
 //! (~15 files each). Listing walks the tree in (aa, bb, id) order, one directory at a time, so a
@@ -26,6 +28,29 @@ pub fn tenant_path(data_dir: &Path, tenant: &TenantId) -> PathBuf {
     path.push(bb);
     path.push(format!("{tenant}{DB_SUFFIX}"));
     path
+}
+
+/// Directory under the data dir of tenants that moved to another node (kept for a grace
+/// period, see `handoff`).
+pub const MOVED_DIR: &str = "moved";
+/// Directory under the data dir of files in transit (snapshots for a move, imports being
+/// received); emptied at start.
+pub const MOVING_DIR: &str = "moving";
+
+/// Where a tenant that moved away keeps its file, and the marker naming its new owner:
+/// `<data>/moved/<tenant>.db` and `<data>/moved/<tenant>.json`.
+pub fn retired_paths(data_dir: &Path, tenant: &TenantId) -> (PathBuf, PathBuf) {
+    let dir = data_dir.join(MOVED_DIR);
+    (
+        dir.join(format!("{tenant}{DB_SUFFIX}")),
+        dir.join(format!("{tenant}.json")),
+    )
+}
+
+/// A file in transit for `tenant`: `<data>/moving/<tenant>.<tag>` (`tag` names the use and
+/// makes it unique, e.g. `export.<token>`).
+pub fn transit_path(data_dir: &Path, tenant: &TenantId, tag: &str) -> PathBuf {
+    data_dir.join(MOVING_DIR).join(format!("{tenant}.{tag}"))
 }
 
 /// The `-wal` and `-shm` companions of a database file.

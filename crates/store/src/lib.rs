@@ -24,6 +24,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod handoff;
 pub mod inbox;
 pub mod inspect;
 pub mod layout;

@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use cluster::file::{ClusterFile, Node};
-use cluster::haproxy::{map_paths, render_config, render_slots_map, render_tenants_map};
-use cluster::plan::{plan, DEFAULT_TOLERANCE};
-use cluster::runtime::{write_atomic, Runtime};
-use cluster::slot::SLOTS;
+use cluster::haproxy::{render_config, render_slots_map, render_tenants_map};
+use cluster::plan::DEFAULT_TOLERANCE;
+use cluster::runtime::write_atomic;
 use cluster::table::{SlotTable, TableFile};
+use store::TenantId;
+
+use crate::cluster_ops::Ctx;
+use crate::cluster_slots;
 
 /// `tenantd cluster` arguments.
 #[derive(Debug, clap::Args)]
@@ -67,9 +70,11 @@ enum ClusterCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Plan the fewest slot moves that bring every node within the tolerance of its weighted
-    /// share. Only --dry-run exists yet: executing moves is not implemented, so without it the
-    /// command refuses.
+    /// Move slots so every node is within the tolerance of its weighted share of slots,
+    /// tenants and bytes (as the nodes report them): the fewest slot moves, each slot flipped
+    /// to its new owner and its tenants then moved with their data, PARALLEL at a time, with a
+    /// progress bar. Slot moves in flight are journaled in cluster-moves.json next to the
+    /// table: an interrupted run is finished by the next one before anything new is planned.
     Rebalance {
         /// Print the planned moves and change nothing.
         #[arg(long)]
@@ -77,6 +82,41 @@ enum ClusterCmd {
         /// Allowed distance from each node's share (0.05 = 5%).
         #[arg(long, default_value_t = DEFAULT_TOLERANCE)]
         tolerance: f64,
+        /// Tenants moved at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// Admin token of the nodes.
+        #[arg(long, env = "TENANTD_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Move one tenant, with its data, to NODE and pin it there: writes to it pause (fenced on
+    /// its node) while its file is copied, verified and installed on NODE; then the table and
+    /// HAProxy send it to NODE. Any failure before NODE takes the table undoes the move; safe
+    /// to rerun.
+    Move {
+        /// The tenant id.
+        tenant: String,
+        /// The node it goes to.
+        #[arg(long)]
+        to: String,
+        /// Admin token of the nodes.
+        #[arg(long, env = "TENANTD_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Move slot N to NODE with every tenant in it: the slot flips first (its tenants pinned
+    /// where they are, new tenants land on NODE), then its tenants move PARALLEL at a time.
+    MoveSlot {
+        /// The slot, 0..16384 (`crc32(tenant) mod 16384`).
+        slot: u16,
+        /// The node it goes to.
+        #[arg(long)]
+        to: String,
+        /// Tenants moved at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// Admin token of the nodes.
+        #[arg(long, env = "TENANTD_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Send the table to every node (PUT /admin/cluster), `set map` every changed slot and
     /// override through HAProxy's runtime API, then rewrite the map files.
@@ -115,8 +155,31 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
         }
         ClusterCmd::Status { token } => rt()?.block_on(status(&file, token)),
         ClusterCmd::HaproxyConfig { out } => haproxy_config(&file, out),
-        ClusterCmd::Rebalance { dry_run, tolerance } => rebalance(&file, dry_run, tolerance),
+        ClusterCmd::Rebalance {
+            dry_run,
+            tolerance,
+            parallel,
+            token,
+        } => {
+            let ctx = Ctx::load(&file, token)?;
+            rt()?.block_on(cluster_slots::rebalance(&ctx, tolerance, parallel, dry_run))
+        }
         ClusterCmd::Push { token } => rt()?.block_on(push(&file, token)),
+        ClusterCmd::Move { tenant, to, token } => {
+            let tenant =
+                TenantId::parse(&tenant).map_err(|e| anyhow::anyhow!("tenant {tenant:?}: {e}"))?;
+            let ctx = Ctx::load(&file, token)?;
+            rt()?.block_on(cluster_slots::move_tenant(&ctx, &tenant, &to))
+        }
+        ClusterCmd::MoveSlot {
+            slot,
+            to,
+            parallel,
+            token,
+        } => {
+            let ctx = Ctx::load(&file, token)?;
+            rt()?.block_on(cluster_slots::move_slot(&ctx, slot, &to, parallel))
+        }
     }
 }
 
@@ -128,15 +191,7 @@ fn rt() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn load_table(c: &ClusterFile, file: &Path) -> anyhow::Result<(PathBuf, SlotTable)> {
     let path = c.table_path(file);
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "cannot read the slot table {} (run `tenantd cluster init` first)",
-            path.display()
-        )
-    })?;
-    let tf: TableFile =
-        serde_json::from_str(&text).with_context(|| format!("slot table {}", path.display()))?;
-    let t = SlotTable::from_file(&tf).with_context(|| format!("slot table {}", path.display()))?;
+    let t = crate::cluster_ops::load_table(&path)?;
     Ok((path, t))
 }
 
@@ -191,30 +246,6 @@ fn haproxy_config(file: &Path, out: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rebalance(file: &Path, dry_run: bool, tolerance: f64) -> anyhow::Result<()> {
-    if !dry_run {
-        bail!(
-            "moves are not implemented yet: `tenantd cluster rebalance --dry-run` prints the plan"
-        );
-    }
-    if !(0.0..1.0).contains(&tolerance) {
-        bail!("--tolerance {tolerance}: expected a fraction in [0, 1), e.g. 0.05");
-    }
-    let c = ClusterFile::load(file)?;
-    let (_, t) = load_table(&c, file)?;
-    let moves = plan(&t, &c.weights(), None, tolerance)?;
-    for m in &moves {
-        println!("slot {}: {} -> {}", m.slot, m.from, m.to);
-    }
-    println!(
-        "{} of {SLOTS} slots would move (epoch {} -> {})",
-        moves.len(),
-        t.epoch(),
-        t.epoch() + 1
-    );
-    Ok(())
-}
-
 fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
@@ -252,39 +283,20 @@ async fn status(file: &Path, token: Option<String>) -> anyhow::Result<()> {
 }
 
 async fn push(file: &Path, token: Option<String>) -> anyhow::Result<()> {
-    let c = ClusterFile::load(file)?;
-    let (_, t) = load_table(&c, file)?;
+    let ctx = Ctx::load(file, token)?;
+    let t = ctx.table()?;
     let tf = t.to_file();
-    let http = client()?;
     let mut failed = Vec::new();
-    for n in &c.nodes {
-        let mut req = http
-            .put(format!("{}/admin/cluster", n.admin_url()))
-            .json(&tf);
-        if let Some(tok) = &token {
-            req = req.bearer_auth(tok);
-        }
-        match req.send().await {
-            Ok(r) if r.status().is_success() => println!("{}: epoch {}", n.name, tf.epoch),
-            Ok(r) => {
-                let status = r.status();
-                let body = r.text().await.unwrap_or_default();
-                println!("{}: refused ({status}): {body}", n.name);
-                failed.push(n.name.clone());
-            }
+    for n in &ctx.c.nodes {
+        match ctx.push_node(n, &tf).await {
+            Ok(()) => println!("{}: epoch {}", n.name, tf.epoch),
             Err(e) => {
-                println!("{}: not answering ({e})", n.name);
+                println!("{e:#}");
                 failed.push(n.name.clone());
             }
         }
     }
-    let runtime = Runtime::new(&c.haproxy.runtime_api);
-    let (slots, tenants) = map_paths(&c);
-    let (changed, pinned) = tokio::task::spawn_blocking({
-        let t = t.clone();
-        move || sync_haproxy(&runtime, &slots, &tenants, &t)
-    })
-    .await??;
+    let (changed, pinned) = ctx.sync_haproxy(&t).await?;
     println!("haproxy: {changed} slots and {pinned} overrides changed");
     if !failed.is_empty() {
         bail!(
@@ -293,56 +305,4 @@ async fn push(file: &Path, token: Option<String>) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Brings HAProxy's live maps to the table, then rewrites the map files so a reload agrees.
-fn sync_haproxy(
-    rt: &Runtime,
-    slots: &Path,
-    tenants: &Path,
-    t: &SlotTable,
-) -> anyhow::Result<(usize, usize)> {
-    let live: std::collections::BTreeMap<String, String> =
-        rt.show_map(slots)?.into_iter().collect();
-    let mut changed = 0;
-    for s in 0..SLOTS {
-        let (key, owner) = (s.to_string(), t.slot_owner(s));
-        match live.get(&key) {
-            Some(v) if v == owner => {}
-            Some(_) => {
-                rt.set_map(slots, &key, owner)?;
-                changed += 1;
-            }
-            None => {
-                rt.add_map(slots, &key, owner)?;
-                changed += 1;
-            }
-        }
-    }
-    let live: std::collections::BTreeMap<String, String> =
-        rt.show_map(tenants)?.into_iter().collect();
-    let want = t.to_file().overrides;
-    let mut pinned = 0;
-    for (tenant, node) in &want {
-        match live.get(tenant) {
-            Some(v) if v == node => {}
-            Some(_) => {
-                rt.set_map(tenants, tenant, node)?;
-                pinned += 1;
-            }
-            None => {
-                rt.add_map(tenants, tenant, node)?;
-                pinned += 1;
-            }
-        }
-    }
-    for tenant in live.keys().filter(|k| !want.contains_key(*k)) {
-        rt.del_map(tenants, tenant)?;
-        pinned += 1;
-    }
-    write_atomic(slots, render_slots_map(t).as_bytes())
-        .with_context(|| format!("cannot write {}", slots.display()))?;
-    write_atomic(tenants, render_tenants_map(t).as_bytes())
-        .with_context(|| format!("cannot write {}", tenants.display()))?;
-    Ok((changed, pinned))
 }

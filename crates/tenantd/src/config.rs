@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// [default: none: one node, every tenant].
     #[arg(long, env = "TENANTD_NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
+    /// How long a tenant that moved to another node keeps its old file here (in
+    /// <data>/moved/), e.g. 24h, 0 to delete at the next sweep [default: 24h].
+    #[arg(long, env = "TENANTD_MOVED_GRACE", value_name = "DURATION")]
+    pub moved_grace: Option<String>,
     /// This node's public URL, sent to SQL clients as `base_url` so a stream stays on this
     /// node, e.g. http://node1:8080 [default: none].
     #[arg(long, env = "TENANTD_PUBLIC_URL", value_name = "URL")]
@@ -135,6 +139,7 @@ pub struct FileConfig {
     migrations: Option<PathBuf>,
     base_domain: Option<String>,
     node_name: Option<String>,
+    moved_grace: Option<String>,
     public_url: Option<String>,
     sql_time_budget: Option<String>,
     sql_max_result: Option<String>,
@@ -186,6 +191,8 @@ pub struct Settings {
     pub inbox: InboxConfig,
     /// This node's name in a cluster, if any (validated like a tenant id).
     pub node_name: Option<String>,
+    /// How long a moved tenant's old file is kept.
+    pub moved_grace: Duration,
 }
 
 impl Settings {
@@ -291,6 +298,10 @@ impl Settings {
             token_key: args.token_key.clone().or(file.token_key.clone()),
             inbox,
             node_name: resolve_node_name(args, file)?,
+            moved_grace: match args.moved_grace.as_deref().or(file.moved_grace.as_deref()) {
+                Some(v) => parse_duration("moved_grace", v)?,
+                None => store::handoff::DEFAULT_MOVED_GRACE,
+            },
         })
     }
 }

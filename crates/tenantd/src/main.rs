@@ -10,6 +10,8 @@
 mod admin_token;
 mod cli_admin;
 mod cluster_cmd;
+mod cluster_ops;
+mod cluster_slots;
 mod config;
 mod migrate_cmd;
 mod serve;

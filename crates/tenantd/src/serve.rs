@@ -63,6 +63,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let state = AppState::with_routing(pool, inbox, token, settings.http.clone(), sql, routing);
     let streams = server::sql::spawn_expiry(&state);
+    server::routes::moves::spawn_sweep(&state, settings.moved_grace);
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;

@@ -4,5 +4,6 @@ pub mod admin;
 pub mod cluster;
 pub mod events;
 pub mod hooks;
+pub mod moves;
 pub mod ops;
 pub mod tokens;

@@ -62,7 +62,7 @@ impl FromRequestParts<AppState> for SqlTenant {
             parts.uri.host(),
             st.sql.config.base_domain.as_deref(),
         )?;
-        st.routing.check(&id)?;
+        st.check_owner(&id)?;
         let token = bearer(&parts.headers).ok_or(SqlError::MissingToken)?;
         let access = match authorize(st, token, &id)? {
             Granted::Admin => Access::ReadWrite,

@@ -158,8 +158,8 @@ pub trait Lookups {
         source: &str,
         delivery_id: &str,
     ) -> Result<Option<i64>, Self::Error>;
-    /// Submits the record to the log.
-    fn submit(&self, record: &Record) -> Result<ingest::Appending, Self::Error>;
+    /// Submits the tenant's record to the log (or refuses it: a tenant being moved).
+    fn submit(&self, tenant: &TenantId, record: &Record) -> Result<ingest::Appending, Self::Error>;
 }
 
 /// Why [`Backlog::reserve`] refused a delivery.
@@ -281,7 +281,7 @@ impl Backlog {
             }
         }
         record.event_id = entry.next_event_id;
-        let appending = match with.submit(&record) {
+        let appending = match with.submit(tenant, &record) {
             Ok(a) => a,
             Err(e) => {
                 if entry.records.is_empty() {
@@ -385,6 +385,27 @@ impl Backlog {
         });
         st.records += 1;
         st.bytes += bytes;
+    }
+
+    /// Waits for every `reserve` running now to finish (takes and drops the lock).
+    pub fn barrier(&self) {
+        drop(self.state.lock());
+    }
+
+    /// Whether any record of the tenant is still being appended to the log.
+    pub fn appending(&self, tenant: &TenantId) -> bool {
+        let st = self.state.lock();
+        st.tenants.get(tenant).is_some_and(|t| {
+            t.records
+                .iter()
+                .any(|p| matches!(p.stage, Stage::Appending { .. }))
+        })
+    }
+
+    /// The id the tenant's next record would get, if it has an entry.
+    pub fn next_event_id(&self, tenant: &TenantId) -> Option<i64> {
+        let st = self.state.lock();
+        st.tenants.get(tenant).map(|t| t.next_event_id)
     }
 
     /// Whether the tenant has acknowledged records not yet in its file.

@@ -37,6 +37,7 @@ use crate::catalog::{Catalog, CatalogError, TenantRow};
 use crate::config::Durability;
 use crate::error::StoreError;
 use crate::events::{HookConfig, Inserted};
+use crate::handoff::Pass;
 use crate::name::{SourceName, TenantId};
 use crate::policy::{UnknownPolicy, WebhookPolicy};
 use crate::pool::{join_error, TenantPool};
@@ -208,6 +209,53 @@ impl Inbox {
         &self.inner.catalog
     }
 
+    /// The tenant pool the inbox applies into.
+    pub fn pool(&self) -> &TenantPool {
+        &self.inner.pool
+    }
+
+    /// Waits until none of the tenant's records is still being appended to the log (after a
+    /// move fenced it: the backlog's barrier first, so no record can start after this
+    /// returns). Returns whether that happened within `wait`.
+    pub async fn quiesce(&self, tenant: &TenantId, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        self.inner.backlog.barrier();
+        while self.inner.backlog.appending(tenant) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        true
+    }
+
+    /// The id the tenant's next event would get here: the largest of its catalog row, its
+    /// backlog and this node's floor. Errors: `Catalog`.
+    pub fn next_event_id(&self, tenant: &TenantId) -> Result<i64, InboxError> {
+        let row = self
+            .inner
+            .catalog
+            .tenant(tenant)?
+            .map_or(0, |r| r.next_event_id);
+        let backlog = self.inner.backlog.next_event_id(tenant).unwrap_or(0);
+        Ok(row.max(backlog).max(self.inner.floor))
+    }
+
+    /// A tenant file was installed by a move (its `created_lsn` written): its rows are rebuilt
+    /// from the file, and its next event id is at least `carried` (the source's), so ids never
+    /// go backwards across nodes. Errors: `Catalog`.
+    pub fn tenant_imported(&self, tenant: &TenantId, carried: i64) -> Result<(), InboxError> {
+        let cat = &self.inner.catalog;
+        cat.delete_tenant(tenant)?;
+        self.inner.backlog.forget(tenant);
+        cat.rebuild_tenant(tenant, &self.inner.pool.path_of(tenant))?;
+        if let Some(mut row) = cat.tenant(tenant)? {
+            row.next_event_id = row.next_event_id.max(carried).max(self.inner.floor);
+            cat.put_tenant(tenant, &row)?;
+        }
+        Ok(())
+    }
+
     /// The tenant's policy and the source's settings, from the catalog (a tenant the catalog
     /// does not know yet is read from its file once). Errors: `UnknownTenant`, `Catalog`,
     /// `Store` (reading the file).
@@ -241,6 +289,14 @@ impl Inbox {
         }
         if let Some(why) = inner.pool.migration_failure(tenant) {
             return Err(InboxError::MigrationFailed(why));
+        }
+        // A tenant being moved: wait for the move briefly (checked again under the backlog
+        // lock, in `submit`, which is what the move's barrier relies on).
+        let wait = inner.pool.config().fence_wait;
+        match inner.pool.fences().pass(tenant, wait).await {
+            Pass::Open => {}
+            Pass::Fenced { retry_after } => return Err(StoreError::Moving { retry_after }.into()),
+            Pass::Moved { to } => return Err(StoreError::Moved { to }.into()),
         }
         self.check_quota(tenant, d.body.len())?;
         let record = Record {
@@ -524,7 +580,18 @@ impl Lookups for Inner {
         Ok(self.catalog.delivery(tenant, &source, delivery_id)?)
     }
 
-    fn submit(&self, record: &Record) -> Result<ingest::Appending, InboxError> {
+    fn submit(&self, tenant: &TenantId, record: &Record) -> Result<ingest::Appending, InboxError> {
+        // Under the backlog lock: once a move has fenced the tenant and passed the backlog's
+        // barrier, no record of it is logged here any more.
+        match self
+            .pool
+            .fences()
+            .check(tenant, tokio::time::Instant::now())
+        {
+            Pass::Open => {}
+            Pass::Fenced { retry_after } => return Err(StoreError::Moving { retry_after }.into()),
+            Pass::Moved { to } => return Err(StoreError::Moved { to }.into()),
+        }
         self.log.submit(record).map_err(InboxError::from_log)
     }
 }

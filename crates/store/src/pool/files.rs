@@ -45,6 +45,13 @@ impl TenantPool {
     /// Deletes tenant `id`: closes it and removes its file with `-wal`/`-shm`. Errors:
     /// `NotFound`, `Busy` when a request or stream is using it right now.
     pub async fn delete(&self, id: &TenantId) -> Result<(), StoreError> {
+        match self.inner.fences.check(id, tokio::time::Instant::now()) {
+            crate::handoff::Pass::Open => {}
+            crate::handoff::Pass::Fenced { .. } => {
+                return Err(StoreError::Busy("tenant is being moved"))
+            }
+            crate::handoff::Pass::Moved { to } => return Err(StoreError::Moved { to }),
+        }
         let slot = self.inner.begin_delete(id).await?;
         let path = self.path_of(id);
         let result = tokio::task::spawn_blocking(move || {
@@ -52,6 +59,47 @@ impl TenantPool {
                 close_slot(&slot, CloseMode::Fast);
             }
             remove_files(&path)
+        })
+        .await
+        .map_err(join_error);
+        self.inner.forget_failed_migration(id);
+        self.inner.end_delete(id);
+        result?
+    }
+}
+
+impl TenantPool {
+    /// Takes `id` out of service and runs `f` on a blocking thread with its file closed: no
+    /// request holds it, none can open it until `f` returns (they wait, as for a delete). A
+    /// tenant in use is waited for up to `wait` (its readers finish quickly; writers are
+    /// fenced during a move). The file is closed cleanly first (checkpointed, no `-wal`).
+    /// Errors: `Busy` (still in use after `wait`), what `f` returns.
+    pub(crate) async fn with_closed<R, F>(
+        &self,
+        id: &TenantId,
+        wait: std::time::Duration,
+        f: F,
+    ) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Path) -> Result<R, StoreError> + Send + 'static,
+    {
+        let deadline = tokio::time::Instant::now() + wait;
+        let slot = loop {
+            match self.inner.begin_delete(id).await {
+                Ok(slot) => break slot,
+                Err(StoreError::Busy(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let path = self.path_of(id);
+        let result = tokio::task::spawn_blocking(move || {
+            if let Some(slot) = slot {
+                close_slot(&slot, CloseMode::Clean);
+            }
+            f(&path)
         })
         .await
         .map_err(join_error);

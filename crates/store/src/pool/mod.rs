@@ -44,6 +44,7 @@ use tokio::time::Instant;
 
 use crate::config::PoolConfig;
 use crate::error::StoreError;
+use crate::handoff::{self, Fences, Pass};
 use crate::inbox::{apply_pending, Backlog};
 use crate::layout::tenant_path;
 use crate::name::TenantId;
@@ -89,6 +90,8 @@ struct Inner {
     /// Acknowledged webhooks not yet in their tenant files (`inbox`), if attached: a tenant's
     /// are applied before anything else takes its writer or reads it.
     backlog: OnceLock<Arc<Backlog>>,
+    /// Tenants fenced by a move or moved away (`handoff`): writes wait, then are refused.
+    fences: Fences,
 }
 
 impl TenantPool {
@@ -128,7 +131,9 @@ impl TenantPool {
             pass: tokio::sync::Mutex::new(()),
             failed_migrations: Mutex::new(HashMap::new()),
             backlog: OnceLock::new(),
+            fences: Fences::new(),
         });
+        handoff::load_retired(&inner.cfg.data_dir, &inner.fences)?;
         if inner.cfg.maintenance {
             *inner.task.lock() = Some(maintenance::start(&inner));
         }
@@ -138,6 +143,11 @@ impl TenantPool {
     /// The configuration in force (after any adjustment made by `open`).
     pub fn config(&self) -> &PoolConfig {
         &self.inner.cfg
+    }
+
+    /// Tenants fenced by a move or moved away from this node.
+    pub fn fences(&self) -> &Fences {
+        &self.inner.fences
     }
 
     /// Counters and gauges for `/metrics`.
@@ -191,7 +201,19 @@ impl TenantPool {
     /// spans requests holds one). The tenant's acknowledged webhooks still in the backlog are
     /// applied first, so whoever holds the writer sees them. Errors: `NotFound`, `QueueFull`,
     /// `PoolExhausted`, `ShuttingDown`, and applying's (`DiskFull`, `QuotaExceeded`, SQLite).
+    /// A tenant fenced by a move is waited for (`fence_wait`), then refused: `Moving`, or
+    /// `Moved` once the move is done.
     pub async fn writer(&self, id: &TenantId) -> Result<WriterGuard, StoreError> {
+        match self.inner.fences.pass(id, self.inner.cfg.fence_wait).await {
+            Pass::Open => self.writer_unfenced(id).await,
+            Pass::Fenced { retry_after } => Err(StoreError::Moving { retry_after }),
+            Pass::Moved { to } => Err(StoreError::Moved { to }),
+        }
+    }
+
+    /// [`TenantPool::writer`] without the fence: for applying acknowledged webhooks, migrating
+    /// before a read, and the move's own snapshot.
+    pub(crate) async fn writer_unfenced(&self, id: &TenantId) -> Result<WriterGuard, StoreError> {
         let lease = self.inner.lease(id, Wait::ForPlace).await?;
         let guard = WriterGuard::acquire(lease).await?;
         match self.inner.backlog.get() {
@@ -219,7 +241,7 @@ impl TenantPool {
             .get()
             .is_some_and(|b| b.has_unapplied(id))
         {
-            drop(self.writer(id).await?);
+            drop(self.writer_unfenced(id).await?);
         }
         Ok(())
     }
@@ -231,7 +253,7 @@ impl TenantPool {
     /// Errors: as [`TenantPool::writer`].
     pub async fn apply_backlog(&self, id: &TenantId) -> Result<(), StoreError> {
         let was_open = self.is_open(id);
-        let guard = self.writer(id).await?;
+        let guard = self.writer_unfenced(id).await?;
         let slot = guard.slot().clone();
         drop(guard);
         if !was_open {
@@ -273,7 +295,7 @@ impl TenantPool {
         let lease = self.inner.lease(id, Wait::ForPlace).await?;
         if !lease.slot.migrated.load(Ordering::Acquire) {
             // Opening the writer migrates the tenant; never read an old schema.
-            self.writer(id).await?.run(|_| ()).await?;
+            self.writer_unfenced(id).await?.run(|_| ()).await?;
         }
         reader::run(lease, f).await
     }

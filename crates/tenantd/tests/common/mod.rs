@@ -24,12 +24,18 @@ pub fn tenantd() -> Command {
 /// How long `tenantd serve` may take to print its address (startup includes any replay).
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Starts `tenantd serve` on a free port over `data` with `extra` flags; returns the child and
+/// Starts `tenantd serve` on a free port (unless `extra` has `--listen`) over `data` with
+/// `extra` flags; returns the child and
 /// the URL it printed. Its stdout keeps being drained so it never blocks on a full pipe. Panics
 /// (after killing the child) if no address is printed within [`START_TIMEOUT`].
 pub fn spawn_serve(data: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = tenantd()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+    let mut cmd = tenantd();
+    cmd.arg("serve");
+    if !extra.contains(&"--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    let mut child = cmd
+        .arg("--data")
         .arg(data)
         .args(extra)
         .env("TENANTD_LOG", "warn")
