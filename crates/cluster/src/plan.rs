@@ -35,28 +35,6 @@ pub enum PlanError {
     Costs(usize),
 }
 
-/// Per-slot costs that weigh slots, tenants and bytes equally: each slot costs its share of
-/// all slots plus its share of all tenants plus its share of all bytes, in millionths (so a
-/// plan balanced on them balances each of the three, as far as the slots allow). Inputs are
-/// per slot (one entry per slot).
-pub fn blend_costs(tenants: &[u64], bytes: &[u64]) -> Vec<u64> {
-    const SCALE: f64 = 1e6;
-    let share = |x: u64, total: u64| {
-        if total == 0 {
-            0.0
-        } else {
-            x as f64 / total as f64
-        }
-    };
-    let (t_all, b_all) = (tenants.iter().sum::<u64>(), bytes.iter().sum::<u64>());
-    let slots = tenants.len().max(1) as f64;
-    tenants
-        .iter()
-        .zip(bytes)
-        .map(|(&t, &b)| ((1.0 / slots + share(t, t_all) + share(b, b_all)) * SCALE).round() as u64)
-        .collect()
-}
-
 /// Plans the moves. `weights`: every node that should own slots (a node of the table missing
 /// here gets weight 0, i.e. is emptied); `costs`: per slot, `None` = 1 each. Errors: see
 /// [`PlanError`].

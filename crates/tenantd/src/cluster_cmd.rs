@@ -70,8 +70,8 @@ enum ClusterCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Move slots so every node is within the tolerance of its weighted share of slots,
-    /// tenants and bytes (as the nodes report them): the fewest slot moves, each slot flipped
+    /// Move slots so every node is within the tolerance of its weighted share of the slots
+    /// (tenants and bytes follow the hash): the fewest slot moves, each slot flipped
     /// to its new owner and its tenants then moved with their data, PARALLEL at a time, with a
     /// progress bar. Slot moves in flight are journaled in cluster-moves.json next to the
     /// table: an interrupted run is finished by the next one before anything new is planned.

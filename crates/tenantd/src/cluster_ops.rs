@@ -387,21 +387,6 @@ impl Ctx {
         }
         Ok(r.json().await?)
     }
-
-    /// Per slot, tenants and bytes `node` holds (its `GET /admin/slots`).
-    pub async fn slot_sizes(&self, node: &Node) -> anyhow::Result<Vec<(u16, u64, u64)>> {
-        let v = self.slots(node, false).await?;
-        let mut out = Vec::new();
-        for (slot, s) in v["slots"].as_object().into_iter().flatten() {
-            let slot: u16 = slot.parse().context("slot number")?;
-            out.push((
-                slot,
-                s["tenants"].as_u64().unwrap_or(0),
-                s["bytes"].as_u64().unwrap_or(0),
-            ));
-        }
-        Ok(out)
-    }
 }
 
 /// Brings HAProxy's live maps to the table (`show map`, then `set`/`add`/`del map` only for

@@ -279,8 +279,8 @@ pub async fn move_slot(ctx: &Ctx, slot: u16, to: &str, parallel: usize) -> anyho
 }
 
 /// `tenantd cluster rebalance`: finishes any journaled slot moves, plans the fewest slot moves
-/// that bring every node within `tolerance` of its weighted share of slots, tenants and bytes
-/// (each slot costs its share of all three, as the nodes report them), and runs them.
+/// that bring every node within `tolerance` of its weighted share of the slots (tenants and
+/// bytes follow the hash; docs/CLUSTER.md), and runs them.
 pub async fn rebalance(
     ctx: &Ctx,
     tolerance: f64,
@@ -301,8 +301,7 @@ pub async fn rebalance(
         move_slots(ctx, Vec::new(), parallel).await?;
     }
     let table = ctx.table()?;
-    let costs = slot_costs(ctx).await?;
-    let moves = plan(&table, &ctx.c.weights(), Some(&costs), tolerance)?;
+    let moves = plan(&table, &ctx.c.weights(), None, tolerance)?;
     let mut per_pair: BTreeMap<(String, String), usize> = BTreeMap::new();
     for m in &moves {
         *per_pair.entry((m.from.clone(), m.to.clone())).or_default() += 1;
@@ -336,19 +335,4 @@ pub async fn rebalance(
         ctx.table()?.epoch()
     );
     Ok(())
-}
-
-/// Per slot, its share of the cluster's slots, tenants and bytes (summed, in millionths), from
-/// every node's `GET /admin/slots`. A node that does not answer is an error: its slots would
-/// look empty and be moved first.
-async fn slot_costs(ctx: &Ctx) -> anyhow::Result<Vec<u64>> {
-    let mut tenants = vec![0u64; usize::from(SLOTS)];
-    let mut bytes = vec![0u64; usize::from(SLOTS)];
-    for n in &ctx.c.nodes {
-        for (slot, t, b) in ctx.slot_sizes(n).await? {
-            tenants[usize::from(slot)] += t;
-            bytes[usize::from(slot)] += b;
-        }
-    }
-    Ok(cluster::plan::blend_costs(&tenants, &bytes))
 }

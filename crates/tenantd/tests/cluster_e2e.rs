@@ -94,7 +94,16 @@ impl Cluster {
         let listen = format!("127.0.0.1:{}", self.ports[name]);
         let (child, _) = common::spawn_serve(
             &data,
-            &["--listen", &listen, "--node-name", name, "--idle-ttl", "1s"],
+            &[
+                "--listen",
+                &listen,
+                "--node-name",
+                name,
+                "--idle-ttl",
+                "1s",
+                "--base-domain",
+                "db.test",
+            ],
         );
         self.nodes.insert(name.to_string(), child);
     }
@@ -244,10 +253,12 @@ async fn sql(
     }
 }
 
-/// Every event of `tenant` through HAProxy, as (id, body).
+/// Every event of `tenant` through HAProxy, as (id, body). A 503 (HAProxy has not yet seen a
+/// restarted node healthy: checks run every 2 s) is retried for up to 15 s.
 async fn events(http: &reqwest::Client, front: &str, tenant: &str) -> Vec<(i64, String)> {
     let mut out = Vec::new();
     let mut after = 0;
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let (status, v) = call(
             http,
@@ -256,6 +267,10 @@ async fn events(http: &reqwest::Client, front: &str, tenant: &str) -> Vec<(i64, 
             None,
         )
         .await;
+        if status == StatusCode::SERVICE_UNAVAILABLE && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         assert_eq!(status, StatusCode::OK, "events of {tenant}: {v}");
         for e in v["events"].as_array().unwrap() {
             out.push((

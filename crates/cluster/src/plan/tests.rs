@@ -118,24 +118,3 @@ fn regression_planner_stopped_while_a_small_node_was_outside_its_band() {
         after.slot_counts()
     );
 }
-
-#[test]
-fn blended_costs_weigh_slots_tenants_and_bytes_equally() {
-    let n = usize::from(SLOTS);
-    let (mut tenants, mut bytes) = (vec![0u64; n], vec![0u64; n]);
-    tenants[0] = 3;
-    tenants[1] = 1;
-    bytes[1] = 1 << 30;
-    let c = blend_costs(&tenants, &bytes);
-    let slot = (1e6 / n as f64).round() as u64;
-    assert_eq!(
-        c[2], slot,
-        "an empty slot costs its share of the slots only"
-    );
-    assert_eq!(c[0], (1e6 / n as f64 + 0.75 * 1e6).round() as u64);
-    assert_eq!(c[1], (1e6 / n as f64 + 0.25 * 1e6 + 1e6).round() as u64);
-    // Nothing anywhere: every slot the same.
-    assert!(blend_costs(&vec![0; n], &vec![0; n])
-        .iter()
-        .all(|&x| x == slot));
-}

@@ -419,7 +419,12 @@ pub async fn undo(inbox: &Inbox, id: &TenantId, token: u64) -> Result<Undone, Ha
     })
     .await?;
     pool.fences().clear_moved(id);
-    // The catalog rows went with the commit; the next use rebuilds them from the file.
+    // The catalog rows went with the commit: rebuilt from the file (ids continue from its
+    // largest, at least from this node's floor).
+    inbox
+        .catalog()
+        .rebuild_tenant(id, &pool.path_of(id))
+        .map_err(InboxError::from)?;
     Ok(Undone::Restored)
 }
 

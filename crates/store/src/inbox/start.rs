@@ -20,6 +20,7 @@ use super::{applier, Inbox, InboxConfig, InboxError, Inner, GENERATION_SHIFT, LO
 use crate::catalog::meta::{APPLIED_LSN, GENERATION, RUNNING};
 use crate::catalog::{catalog_path, Catalog, CatalogConfig};
 use crate::config::Durability;
+use crate::error::StoreError;
 use crate::name::TenantId;
 use crate::pool::TenantPool;
 
@@ -119,7 +120,10 @@ impl Inbox {
             };
             let row = match inbox.row(&tenant).await {
                 Ok(row) => Some(row),
-                Err(InboxError::UnknownTenant) => None,
+                // Deleted, or moved to another node (its records went with its snapshot).
+                Err(InboxError::UnknownTenant | InboxError::Store(StoreError::Moved { .. })) => {
+                    None
+                }
                 Err(e) => return Err(e),
             };
             let Some(row) = row else {
