@@ -85,9 +85,8 @@ enum ClusterCmd {
         /// Tenants moved at once.
         #[arg(long, default_value_t = 4)]
         parallel: usize,
-        /// Admin token of the nodes.
-        #[arg(long, env = "TENANTD_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        mover: MoverArgs,
     },
     /// Move one tenant, with its data, to NODE and pin it there: writes to it pause (fenced on
     /// its node) while its file is copied, verified and installed on NODE; then the table and
@@ -99,9 +98,8 @@ enum ClusterCmd {
         /// The node it goes to.
         #[arg(long)]
         to: String,
-        /// Admin token of the nodes.
-        #[arg(long, env = "TENANTD_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        mover: MoverArgs,
     },
     /// Move slot N to NODE with every tenant in it: the slot flips first (its tenants pinned
     /// where they are, new tenants land on NODE), then its tenants move PARALLEL at a time.
@@ -114,9 +112,8 @@ enum ClusterCmd {
         /// Tenants moved at once.
         #[arg(long, default_value_t = 4)]
         parallel: usize,
-        /// Admin token of the nodes.
-        #[arg(long, env = "TENANTD_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        mover: MoverArgs,
     },
     /// Send the table to every node (PUT /admin/cluster), `set map` every changed slot and
     /// override through HAProxy's runtime API, then rewrite the map files.
@@ -125,6 +122,29 @@ enum ClusterCmd {
         #[arg(long, env = "TENANTD_ADMIN_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+}
+
+/// What every command that moves tenants takes.
+#[derive(Debug, clap::Args)]
+struct MoverArgs {
+    /// Admin token of the nodes.
+    #[arg(long, env = "TENANTD_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Life of a move's fence on the source unless renewed (renewed every third of it while
+    /// the move runs): how long a tenant stays unwritable if this command dies mid-move.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    fence_ttl: std::time::Duration,
+}
+
+impl MoverArgs {
+    fn ctx(self, file: &Path) -> anyhow::Result<Ctx> {
+        let mut ctx = Ctx::load(file, self.token)?;
+        if self.fence_ttl < std::time::Duration::from_millis(300) {
+            bail!("--fence-ttl must be at least 300ms (it is renewed every third of it)");
+        }
+        ctx.fence_ttl = self.fence_ttl;
+        Ok(ctx)
+    }
 }
 
 /// Runs one `tenantd cluster` command. Errors: printed once by `main`.
@@ -159,25 +179,25 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
             dry_run,
             tolerance,
             parallel,
-            token,
+            mover,
         } => {
-            let ctx = Ctx::load(&file, token)?;
+            let ctx = mover.ctx(&file)?;
             rt()?.block_on(cluster_slots::rebalance(&ctx, tolerance, parallel, dry_run))
         }
         ClusterCmd::Push { token } => rt()?.block_on(push(&file, token)),
-        ClusterCmd::Move { tenant, to, token } => {
+        ClusterCmd::Move { tenant, to, mover } => {
             let tenant =
                 TenantId::parse(&tenant).map_err(|e| anyhow::anyhow!("tenant {tenant:?}: {e}"))?;
-            let ctx = Ctx::load(&file, token)?;
+            let ctx = mover.ctx(&file)?;
             rt()?.block_on(cluster_slots::move_tenant(&ctx, &tenant, &to))
         }
         ClusterCmd::MoveSlot {
             slot,
             to,
             parallel,
-            token,
+            mover,
         } => {
-            let ctx = Ctx::load(&file, token)?;
+            let ctx = mover.ctx(&file)?;
             rt()?.block_on(cluster_slots::move_slot(&ctx, slot, &to, parallel))
         }
     }

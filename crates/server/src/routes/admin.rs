@@ -112,7 +112,8 @@ pub async fn list(
 }
 
 /// `GET /admin/tenants/{id}`: size on disk, event count, last write, open or not, sources,
-/// the webhook policy, schema version and the last migration error. Read outside the pool:
+/// the webhook policy, schema version, the last migration error, and the node it is being
+/// moved to (`moving_to`, while a move's fence holds it). Read outside the pool:
 /// showing a tenant does not open it, migrate it, or count it as open — unless it has
 /// acknowledged webhooks not yet in its file, which are applied first (read your writes).
 pub async fn show(
@@ -145,6 +146,7 @@ pub async fn show(
         "policy": {"webhooks": summary.webhook_policy},
         "schema_version": summary.schema_version,
         "migration_error": summary.migration_error,
+        "moving_to": st.pool.fences().moving_to(&id, tokio::time::Instant::now()),
     })))
 }
 

@@ -168,6 +168,14 @@ impl Fences {
         }
     }
 
+    /// Where `id` is being moved, if a live fence holds it at `now`.
+    pub fn moving_to(&self, id: &TenantId, now: Instant) -> Option<String> {
+        match self.map.lock().get(id) {
+            Some(Mark::Fenced { until, to, .. }) if *until > now => Some(to.clone()),
+            _ => None,
+        }
+    }
+
     /// Whether `token` holds a live fence on `id` at `now`.
     pub fn holds(&self, id: &TenantId, token: u64, now: Instant) -> bool {
         matches!(self.map.lock().get(id),
