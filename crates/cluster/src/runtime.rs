@@ -1,6 +1,6 @@
 //! HAProxy's runtime API (the `stats socket … level admin`), over TCP or a unix socket: one
-//! command per connection, the answer read to EOF. `set map`, `add map`, `del map`,
-//! `show map`; an answer that is not the success answer becomes an error quoting HAProxy.
+//! command line per connection, the answer read to EOF: `show map`, and `set`/`add`/`del map`
+//! batched several per line; an answer that is not the success answer becomes an error quoting HAProxy.
 //! Also [`write_atomic`], so the map files on disk match what was set and survive a reload.
 
 use std::io::{Read, Write};
@@ -8,6 +8,25 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
+
+/// Longest `;`-joined command line [`Runtime::batch`] sends (HAProxy's default buffer is
+/// 16 KiB).
+pub const BATCH_BYTES: usize = 8 * 1024;
+
+/// `set map MAP KEY VALUE`, as [`Runtime::batch`] takes it.
+pub fn set_map_cmd(map: &Path, key: &str, value: &str) -> String {
+    format!("set map {} {key} {value}", map.display())
+}
+
+/// `add map MAP KEY VALUE`, as [`Runtime::batch`] takes it.
+pub fn add_map_cmd(map: &Path, key: &str, value: &str) -> String {
+    format!("add map {} {key} {value}", map.display())
+}
+
+/// `del map MAP KEY`, as [`Runtime::batch`] takes it.
+pub fn del_map_cmd(map: &Path, key: &str) -> String {
+    format!("del map {} {key}", map.display())
+}
 
 /// Why a runtime API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,19 +92,28 @@ impl Runtime {
         }
     }
 
-    /// `set map MAP KEY VALUE` (the key must exist). Errors: HAProxy's answer.
-    pub fn set_map(&self, map: &Path, key: &str, value: &str) -> Result<(), RuntimeError> {
-        self.quiet(format!("set map {} {key} {value}", map.display()))
-    }
-
-    /// `add map MAP KEY VALUE`. Errors: HAProxy's answer.
-    pub fn add_map(&self, map: &Path, key: &str, value: &str) -> Result<(), RuntimeError> {
-        self.quiet(format!("add map {} {key} {value}", map.display()))
-    }
-
-    /// `del map MAP KEY`. Errors: HAProxy's answer.
-    pub fn del_map(&self, map: &Path, key: &str) -> Result<(), RuntimeError> {
-        self.quiet(format!("del map {} {key}", map.display()))
+    /// Runs commands whose success answer is empty (`set`/`add`/`del map`) several per
+    /// connection, `;`-separated on one line (at most [`BATCH_BYTES`] per line, under HAProxy's
+    /// command buffer), so thousands of map changes cost a few connections, not thousands.
+    /// Errors: I/O, or the first batch HAProxy answered with anything (quoted).
+    pub fn batch(&self, cmds: &[String]) -> Result<usize, RuntimeError> {
+        let mut line = String::new();
+        let mut sent = 0;
+        for (i, cmd) in cmds.iter().enumerate() {
+            if !line.is_empty() {
+                line.push(';');
+            }
+            line.push_str(cmd);
+            let last = i + 1 == cmds.len();
+            let full = cmds
+                .get(i + 1)
+                .is_some_and(|next| line.len() + 1 + next.len() > BATCH_BYTES);
+            if last || full {
+                self.quiet(std::mem::take(&mut line))?;
+                sent += 1;
+            }
+        }
+        Ok(sent)
     }
 
     /// `show map MAP` as `(key, value)` pairs. Errors: I/O, or an answer that is not entries.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cluster::file::{ClusterFile, Haproxy, Node};
 use cluster::haproxy::{map_paths, render_config, render_slots_map, render_tenants_map};
-use cluster::runtime::{write_atomic, Runtime};
+use cluster::runtime::{add_map_cmd, del_map_cmd, set_map_cmd, write_atomic, Runtime};
 use cluster::slot::slot_of;
 use cluster::table::SlotTable;
 use store::TenantId;
@@ -212,13 +212,14 @@ fn haproxy_routes_every_addressing_to_the_owner_and_set_map_reroutes() {
     let to = if before == "node3" { "node1" } else { "node3" };
     let rt = Runtime::new(&c.haproxy.runtime_api);
     let (slots, tenants) = map_paths(&c);
-    rt.set_map(&slots, &slot_of(&acme).to_string(), to).unwrap();
+    rt.batch(&[set_map_cmd(&slots, &slot_of(&acme).to_string(), to)])
+        .unwrap();
     assert_eq!(
         get(&bind, "/t/acme/x", &[]),
         to,
         "set map re-routes at once"
     );
-    rt.add_map(&tenants, "acme", &before).unwrap();
+    rt.batch(&[add_map_cmd(&tenants, "acme", &before)]).unwrap();
     assert_eq!(
         get(&bind, "/t/acme/x", &[]),
         before,
@@ -229,14 +230,35 @@ fn haproxy_routes_every_addressing_to_the_owner_and_set_map_reroutes() {
         shown.contains(&("acme".to_string(), before.clone())),
         "{shown:?}"
     );
-    rt.del_map(&tenants, "acme").unwrap();
+    rt.batch(&[del_map_cmd(&tenants, "acme")]).unwrap();
     assert_eq!(get(&bind, "/t/acme/x", &[]), to);
-    let err = rt
-        .set_map(Path::new("/no/such.map"), "1", "node1")
-        .unwrap_err()
-        .to_string();
+    // Every slot to one node and back, a few connections for 2 x 16,384 commands.
+    let all = |node: &str| -> Vec<String> {
+        (0..cluster::slot::SLOTS)
+            .map(|s| set_map_cmd(&slots, &s.to_string(), node))
+            .collect()
+    };
+    let lines = rt.batch(&all("node2")).unwrap();
+    assert!(
+        (40..=200).contains(&lines),
+        "{lines} lines for 16,384 commands"
+    );
+    let live = rt.show_map(&slots).unwrap();
+    assert!(live.iter().all(|(_, v)| v == "node2"), "every slot moved");
+    assert_eq!(get(&bind, "/t/tenant-9/x", &[]), "node2");
+    let mut back: Vec<String> = (0..cluster::slot::SLOTS)
+        .map(|s| set_map_cmd(&slots, &s.to_string(), t.slot_owner(s)))
+        .collect();
+    back.push(set_map_cmd(Path::new("/no/such.map"), "1", "node1"));
+    let err = rt.batch(&back).unwrap_err().to_string();
     assert!(
         err.contains("HAProxy refused") && err.contains("/no/such.map"),
         "{err}"
+    );
+    let live = rt.show_map(&slots).unwrap();
+    assert!(
+        live.iter()
+            .all(|(k, v)| v == t.slot_owner(k.parse().unwrap())),
+        "the batches before the refused one were applied"
     );
 }

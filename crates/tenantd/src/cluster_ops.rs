@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use cluster::file::{ClusterFile, Node};
 use cluster::haproxy::{map_paths, render_slots_map, render_tenants_map};
-use cluster::runtime::{write_atomic, Runtime};
+use cluster::runtime::{add_map_cmd, del_map_cmd, set_map_cmd, write_atomic, Runtime};
 use cluster::slot::SLOTS;
 use cluster::table::{SlotTable, TableFile};
 use server::routes::moves::{BYTES_HEADER, NEXT_EVENT_HEADER, SHA256_HEADER};
@@ -390,52 +390,39 @@ impl Ctx {
 }
 
 /// Brings HAProxy's live maps to the table (`show map`, then `set`/`add`/`del map` only for
-/// entries that differ), then rewrites the map files so a reload agrees. Returns (slots,
-/// overrides) changed.
+/// entries that differ, batched several per connection), then rewrites the map files so a
+/// reload agrees. Returns (slots, overrides) changed.
 pub fn sync_maps(
     rt: &Runtime,
     slots: &Path,
     tenants: &Path,
     t: &SlotTable,
 ) -> anyhow::Result<(usize, usize)> {
-    let live: std::collections::BTreeMap<String, String> =
-        rt.show_map(slots)?.into_iter().collect();
-    let mut changed = 0;
+    let live: BTreeMap<String, String> = rt.show_map(slots)?.into_iter().collect();
+    let mut cmds = Vec::new();
     for s in 0..SLOTS {
         let (key, owner) = (s.to_string(), t.slot_owner(s));
         match live.get(&key) {
             Some(v) if v == owner => {}
-            Some(_) => {
-                rt.set_map(slots, &key, owner)?;
-                changed += 1;
-            }
-            None => {
-                rt.add_map(slots, &key, owner)?;
-                changed += 1;
-            }
+            Some(_) => cmds.push(set_map_cmd(slots, &key, owner)),
+            None => cmds.push(add_map_cmd(slots, &key, owner)),
         }
     }
-    let live: std::collections::BTreeMap<String, String> =
-        rt.show_map(tenants)?.into_iter().collect();
+    let changed = cmds.len();
+    let live: BTreeMap<String, String> = rt.show_map(tenants)?.into_iter().collect();
     let want = t.to_file().overrides;
-    let mut pinned = 0;
     for (tenant, node) in &want {
         match live.get(tenant) {
             Some(v) if v == node => {}
-            Some(_) => {
-                rt.set_map(tenants, tenant, node)?;
-                pinned += 1;
-            }
-            None => {
-                rt.add_map(tenants, tenant, node)?;
-                pinned += 1;
-            }
+            Some(_) => cmds.push(set_map_cmd(tenants, tenant, node)),
+            None => cmds.push(add_map_cmd(tenants, tenant, node)),
         }
     }
     for tenant in live.keys().filter(|k| !want.contains_key(*k)) {
-        rt.del_map(tenants, tenant)?;
-        pinned += 1;
+        cmds.push(del_map_cmd(tenants, tenant));
     }
+    let pinned = cmds.len() - changed;
+    rt.batch(&cmds)?;
     write_atomic(slots, render_slots_map(t).as_bytes())
         .with_context(|| format!("cannot write {}", slots.display()))?;
     write_atomic(tenants, render_tenants_map(t).as_bytes())
