@@ -10,7 +10,7 @@ use cluster::file::{ClusterFile, Node};
 use cluster::haproxy::{render_config, render_slots_map, render_tenants_map};
 use cluster::plan::DEFAULT_TOLERANCE;
 use cluster::runtime::write_atomic;
-use cluster::table::{SlotTable, TableFile};
+use cluster::table::SlotTable;
 use store::TenantId;
 
 use crate::cluster_ops::Ctx;
@@ -56,8 +56,8 @@ enum ClusterCmd {
         #[arg(long, default_value_t = 1)]
         weight: u32,
     },
-    /// Per node: slots owned, /healthz, and the table epoch it reports at /admin/cluster.
-    /// Nodes that do not answer are listed as such.
+    /// Per node: slots owned, /healthz, the table epoch it reports at /admin/cluster, and the
+    /// tenants and bytes it holds (/admin/slots). Nodes that do not answer are listed as such.
     Status {
         /// Admin token of the nodes.
         #[arg(long, env = "TENANTD_ADMIN_TOKEN", hide_env_values = true)]
@@ -273,31 +273,27 @@ fn client() -> anyhow::Result<reqwest::Client> {
 }
 
 async fn status(file: &Path, token: Option<String>) -> anyhow::Result<()> {
-    let c = ClusterFile::load(file)?;
-    let (_, t) = load_table(&c, file)?;
+    let ctx = Ctx::load(file, token)?;
+    let t = ctx.table()?;
     let counts = t.slot_counts();
     let http = client()?;
     println!("table epoch {}", t.epoch());
-    for n in &c.nodes {
+    for n in &ctx.c.nodes {
         let slots = counts.get(n.name.as_str()).copied().unwrap_or(0);
         let health = match http.get(format!("http://{}/healthz", n.data)).send().await {
             Ok(r) if r.status().is_success() => "healthy".to_string(),
             Ok(r) => format!("unhealthy ({})", r.status()),
             Err(_) => "not answering".to_string(),
         };
-        let mut req = http.get(format!("{}/admin/cluster", n.admin_url()));
-        if let Some(tok) = &token {
-            req = req.bearer_auth(tok);
-        }
-        let epoch = match req.send().await {
-            Ok(r) if r.status().is_success() => match r.json::<TableFile>().await {
-                Ok(tf) => format!("epoch {}", tf.epoch),
-                Err(_) => "no table in its answer".to_string(),
+        let held = match ctx.node_status(n).await {
+            Ok(s) => match s.epoch {
+                Some(e) => format!("epoch {e}\t{} tenants\t{} bytes", s.tenants, s.bytes),
+                None => format!("no table\t{} tenants\t{} bytes", s.tenants, s.bytes),
             },
-            Ok(r) => format!("admin answered {}", r.status()),
-            Err(_) => "admin not answering".to_string(),
+            Err(e) if e.to_string().contains("not answering") => "admin not answering".into(),
+            Err(e) => format!("admin: {e:#}"),
         };
-        println!("{}\t{slots} slots\t{health}\t{epoch}", n.name);
+        println!("{}\t{slots} slots\t{health}\t{held}", n.name);
     }
     Ok(())
 }

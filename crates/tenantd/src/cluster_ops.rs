@@ -45,6 +45,17 @@ pub struct Transfer {
     pub already: bool,
 }
 
+/// A node's own account of itself (`tenantd cluster status`).
+#[derive(Debug, Clone, Copy)]
+pub struct NodeStatus {
+    /// The epoch of the table it holds, if any.
+    pub epoch: Option<u64>,
+    /// Tenants in its catalog.
+    pub tenants: u64,
+    /// Their bytes on disk.
+    pub bytes: u64,
+}
+
 /// Reads the table at `path`. Errors: unreadable or not a table.
 pub fn load_table(path: &Path) -> anyhow::Result<SlotTable> {
     let text = std::fs::read_to_string(path).with_context(|| {
@@ -353,6 +364,36 @@ impl Ctx {
             }
         };
         ok(a, from).and(ok(b, to))
+    }
+
+    /// What `node` says of itself: its table's epoch, and the tenants and bytes it holds.
+    /// Errors: not answering (the message says so), refused.
+    pub async fn node_status(&self, node: &Node) -> anyhow::Result<NodeStatus> {
+        let r = self
+            .admin(reqwest::Method::GET, node, "/admin/cluster")
+            .send()
+            .await
+            .with_context(|| format!("{} not answering", node.name))?;
+        if !r.status().is_success() {
+            bail!("answered {}", r.status());
+        }
+        let v: serde_json::Value = r.json().await?;
+        let slots = self.slots(node, false).await?;
+        let (mut tenants, mut bytes) = (0, 0);
+        for s in slots["slots"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, s)| s)
+        {
+            tenants += s["tenants"].as_u64().unwrap_or(0);
+            bytes += s["bytes"].as_u64().unwrap_or(0);
+        }
+        Ok(NodeStatus {
+            epoch: v["table"]["epoch"].as_u64(),
+            tenants,
+            bytes,
+        })
     }
 
     /// Per slot, the tenants `node` holds (its `GET /admin/slots?ids=true`, from its catalog).

@@ -249,3 +249,36 @@ fn cluster_push_installs_the_table_on_live_nodes_sets_haproxy_and_names_silent_n
     let file_map = std::fs::read_to_string(maps.join("slots.map")).unwrap();
     assert!(file_map.ends_with("16383 node3\n"), "the map file follows");
 }
+
+#[test]
+fn regression_status_said_no_table_for_a_node_that_had_one() {
+    // `status` parsed GET /admin/cluster's whole answer as a table, so a node holding one was
+    // reported as "no table in its answer".
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("node1");
+    let (mut child, url) = common::spawn_serve(&data, &["--node-name", "node1"]);
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let file = d.path().join("cluster.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[haproxy]\nruntime_api = \"127.0.0.1:1\"\nbind = \"127.0.0.1:8000\"\nmap_dir = \"{}\"\n\
+             [[node]]\nname = \"node1\"\ndata = \"{addr}\"\n",
+            d.path().join("maps").display()
+        ),
+    )
+    .unwrap();
+    assert!(run(&file, &["init"]).0);
+    // No HAProxy listens: push installs the table on the node, then fails on the runtime API.
+    let (ok, out, _) = run(&file, &["push", "--token", token.trim()]);
+    assert!(!ok && out.contains("node1: epoch 1"), "{out}");
+    let (ok, out, err) = run(&file, &["status", "--token", token.trim()]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("node1\t16384 slots\thealthy\tepoch 1\t0 tenants\t0 bytes"),
+        "{out}"
+    );
+}
