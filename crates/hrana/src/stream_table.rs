@@ -55,9 +55,14 @@ pub enum TakeError {
     /// No such stream (closed, never existed, or forgotten after expiry).
     #[error("invalid baton: the stream does not exist or was closed")]
     Unknown,
-    /// The baton was already used, or the stream is busy with another request.
+    /// The baton was already used (or is not the stream's next one).
     #[error("baton already used: requests on a stream must be sent one after another")]
     Reused,
+    /// The baton is the stream's next one, but the request before it has not finished on the
+    /// server yet (a client that stopped reading a cursor's body sends its next request while
+    /// the server is still winding the cursor down). Worth waiting for, briefly.
+    #[error("the stream is still busy with its previous request")]
+    Busy,
     /// The stream expired after being idle.
     #[error("the stream has expired due to inactivity")]
     Expired,
@@ -68,7 +73,7 @@ impl TakeError {
     pub fn code(&self) -> &'static str {
         match self {
             TakeError::Unknown => "BATON_INVALID",
-            TakeError::Reused => "BATON_REUSED",
+            TakeError::Reused | TakeError::Busy => "BATON_REUSED",
             TakeError::Expired => "STREAM_EXPIRED",
         }
     }
@@ -217,11 +222,13 @@ impl<T> StreamTable<T> {
     }
 
     /// Takes stream `id` for one request if `seq` is the expected one. Errors: unknown
-    /// stream, reused baton (wrong seq or already in use), expired stream.
+    /// stream, reused baton (wrong seq, or in use by the request that got `seq`), busy (`seq`
+    /// is the next baton but its request has not been put back yet), expired stream.
     pub fn take(&mut self, id: u64, seq: u64, _now: Instant) -> Result<T, TakeError> {
         match self.slots.get(&id) {
             None => return Err(TakeError::Unknown),
             Some(Slot::Expired { .. }) => return Err(TakeError::Expired),
+            Some(Slot::InUse { next_seq, .. }) if *next_seq == seq => return Err(TakeError::Busy),
             Some(Slot::InUse { .. }) => return Err(TakeError::Reused),
             Some(Slot::Idle { seq: expected, .. }) if *expected != seq => {
                 return Err(TakeError::Reused)
@@ -317,6 +324,12 @@ mod tests {
         let (id, seq) = table.insert("acme", "s", t0).unwrap();
         assert_eq!(table.take(id, seq, t0), Ok("s"));
         assert_eq!(table.take(id, seq, t0), Err(TakeError::Reused), "in use");
+        let early = seq.wrapping_add(1);
+        assert_eq!(
+            table.take(id, early, t0),
+            Err(TakeError::Busy),
+            "next baton, too early"
+        );
         let next = table.put_back(id, "s", t0).unwrap();
         assert_eq!(next, seq.wrapping_add(1));
         assert_eq!(table.take(id, seq, t0), Err(TakeError::Reused), "old baton");
@@ -404,7 +417,8 @@ mod tests {
         let t0 = Instant::now();
         let mut table = StreamTable::new();
         let (id, first) = table.reserve("a").unwrap();
-        assert_eq!(table.take(id, first, t0), Err(TakeError::Reused), "in use");
+        assert_eq!(table.take(id, first, t0), Err(TakeError::Busy), "in use");
+        assert_eq!(table.take(id, first ^ 1, t0), Err(TakeError::Reused));
         assert_eq!(table.put_back(id, "v", t0), Some(first));
         assert_eq!(table.take(id, first, t0), Ok("v"));
     }

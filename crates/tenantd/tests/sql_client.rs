@@ -162,6 +162,53 @@ async fn rust_client(url: String, token: String) -> libsql::Connection {
     db.connect().unwrap()
 }
 
+/// Counts to 10^8 but yields a row every 2·10^6: the first row comes at once, the rest would
+/// take seconds, so a client that reads one row and drops the result leaves the server
+/// mid-batch.
+const SLOW_ROWS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                         WHERE x < 100000000) SELECT x FROM c WHERE x % 2000000 = 1";
+
+/// The `libsql` crate drops a result once it has read what it wants (here one row of a long
+/// query) and goes on with the stream's next baton, which the cursor's first line carried. The
+/// server abandoned the stream when the body was dropped, so the next statement failed with
+/// `BATON_INVALID` (seen in CI as a flake, when a drop after the last row raced the batch's end).
+#[tokio::test]
+async fn regression_a_libsql_client_that_dropped_a_result_early_lost_its_stream() {
+    let srv = serve().await;
+    let rw = token(srv.data.path(), &["--tenant", "acme"]);
+    let conn = rust_client(format!("{}/t/acme", srv.url), rw).await;
+    conn.execute("CREATE TABLE n(i INTEGER)", ()).await.unwrap();
+    let first_row = |c: libsql::Connection| async move {
+        let mut rows = c.query(SLOW_ROWS, ()).await.unwrap();
+        rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap()
+    };
+    assert_eq!(first_row(conn.clone()).await, 1);
+    conn.execute("INSERT INTO n VALUES (1)", ()).await.unwrap();
+
+    // Inside a transaction a dropped result ends it (rolled back: a client that really left
+    // must not hold the tenant's writer until idle expiry); the connection goes on.
+    let tx = conn.transaction().await.unwrap();
+    tx.execute("INSERT INTO n VALUES (2)", ()).await.unwrap();
+    {
+        let mut rows = tx.query(SLOW_ROWS, ()).await.unwrap();
+        let first = rows.next().await.unwrap().unwrap();
+        assert_eq!(first.get::<i64>(0).unwrap(), 1);
+    }
+    let err = tx
+        .execute("INSERT INTO n VALUES (3)", ())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("BATON_INVALID"), "{err}");
+    drop(tx);
+    conn.execute("INSERT INTO n VALUES (4)", ()).await.unwrap();
+    let mut rows = conn.query("SELECT sum(i) FROM n", ()).await.unwrap();
+    let sum = rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap();
+    assert_eq!(
+        sum, 5,
+        "1 and 4 committed, the abandoned transaction's 2 rolled back"
+    );
+}
+
 #[tokio::test]
 async fn the_rust_libsql_crate_works_unchanged_against_a_tenant() {
     let srv = serve().await;

@@ -43,12 +43,16 @@ pub async fn pipeline(
         .requests
         .iter()
         .any(|r| matches!(r, StreamRequest::Close));
-    let (id, held) = st.sql.streams.take(
-        &tenant.id,
-        body.baton.as_deref(),
-        will_close,
-        &st.sql.config.stream,
-    )?;
+    let (id, held) = st
+        .sql
+        .streams
+        .take(
+            &tenant.id,
+            body.baton.as_deref(),
+            will_close,
+            &st.sql.config.stream,
+        )
+        .await?;
     // Dropping this future (the client disconnected) cancels the work, which runs on.
     let cancel = Cancel::new();
     let on_drop = cancel.on_drop();

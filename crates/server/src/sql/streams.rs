@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use hrana::baton::BatonCodec;
 use hrana::exec::{Stream, StreamConfig};
-use hrana::stream_table::{StreamLimits, StreamTable};
+use hrana::stream_table::{StreamLimits, StreamTable, TakeError};
 use parking_lot::Mutex;
 use store::{TenantId, WriterGuard};
+use tokio::sync::Notify;
 
 use super::error::SqlError;
 use super::SqlState;
@@ -34,10 +35,17 @@ pub struct Held {
     pub writer: Option<WriterGuard>,
 }
 
+/// How long a request carrying a stream's next baton waits for the request before it to be
+/// put back (see [`TakeError::Busy`]). A cancelled request winds down in milliseconds; a
+/// client that really sends two requests at once gets `BATON_REUSED` after this.
+pub const BUSY_WAIT: Duration = Duration::from_secs(5);
+
 /// The node's open streams and the codec of their batons.
 pub struct Streams {
     table: Mutex<StreamTable<Held>>,
     codec: BatonCodec,
+    /// Woken whenever a stream in use is put back or forgotten.
+    freed: Notify,
 }
 
 impl Streams {
@@ -47,6 +55,7 @@ impl Streams {
         Streams {
             table: Mutex::new(StreamTable::with_limits(limits)),
             codec,
+            freed: Notify::new(),
         }
     }
 
@@ -74,8 +83,9 @@ impl Streams {
     /// is registered (and counted against the caps) when `will_close` is false, and otherwise
     /// stays out of the table (`id` is then `None`). Errors: `BATON_INVALID` (malformed,
     /// forged, another tenant's, unknown stream), `BATON_REUSED`, `STREAM_EXPIRED`,
-    /// `too_many_streams`.
-    pub fn take(
+    /// `too_many_streams`. A baton whose stream is still finishing the request before waits
+    /// for it (up to [`BUSY_WAIT`]).
+    pub async fn take(
         &self,
         tenant: &TenantId,
         baton: Option<&str>,
@@ -90,31 +100,22 @@ impl Streams {
             return Ok((Some(id), fresh(cfg)));
         };
         let (id, seq) = self.decode(tenant, baton)?;
-        let held = self
-            .table
-            .lock()
-            .take(id, seq, Instant::now())
-            .map_err(|e| SqlError::baton(e.code(), e))?;
+        let held = self.take_slot(id, seq).await?;
         Ok((Some(id), held))
     }
 
     /// Like [`Streams::take`], but a new stream is always registered, and the baton for the
     /// request after this one is returned up front (a cursor writes it before any row).
-    pub fn take_registered(
+    pub async fn take_registered(
         &self,
         tenant: &TenantId,
         baton: Option<&str>,
         cfg: &StreamConfig,
     ) -> Result<(u64, Held, String), SqlError> {
-        let now = Instant::now();
         let (id, seq, held) = match baton {
             Some(baton) => {
                 let (id, seq) = self.decode(tenant, baton)?;
-                let held = self
-                    .table
-                    .lock()
-                    .take(id, seq, now)
-                    .map_err(|e| SqlError::baton(e.code(), e))?;
+                let held = self.take_slot(id, seq).await?;
                 (id, seq, held)
             }
             None => {
@@ -126,10 +127,30 @@ impl Streams {
         Ok((id, held, next))
     }
 
+    /// Takes stream `id` at `seq`, waiting while it is [`TakeError::Busy`].
+    async fn take_slot(&self, id: u64, seq: u64) -> Result<Held, SqlError> {
+        let deadline = tokio::time::Instant::now() + BUSY_WAIT;
+        loop {
+            // Registered before the check, so a put_back in between still wakes us.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            let taken = self.table.lock().take(id, seq, Instant::now());
+            match taken {
+                Err(TakeError::Busy) => {}
+                taken => return taken.map_err(|e| SqlError::baton(e.code(), e)),
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return Err(SqlError::baton(TakeError::Busy.code(), TakeError::Busy));
+            }
+        }
+    }
+
     /// Keeps `held` (taken with stream `id`) for the next request; returns its baton, or `None`
     /// if the stream left the table meanwhile (a bug: `held` is dropped, which rolls back).
     pub fn put_back(&self, tenant: &TenantId, id: u64, held: Held) -> Option<String> {
         let seq = self.table.lock().put_back(id, held, Instant::now());
+        self.freed.notify_waiters();
         if seq.is_none() {
             tracing::error!(tenant = %tenant, "a stream left the table while in use");
         }
@@ -140,6 +161,7 @@ impl Streams {
     pub fn forget(&self, id: Option<u64>) {
         if let Some(id) = id {
             self.table.lock().remove(id);
+            self.freed.notify_waiters();
         }
     }
 
@@ -220,5 +242,55 @@ impl SqlState {
     /// Stops the expiry task started by [`spawn_expiry`].
     pub fn stop_expiry(&self) {
         self.stop.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streams() -> (Arc<Streams>, TenantId, StreamConfig) {
+        let streams = Streams::new(BatonCodec::random(), StreamLimits::UNLIMITED);
+        let tenant = TenantId::parse("acme").unwrap();
+        (Arc::new(streams), tenant, StreamConfig::default())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_next_baton_waits_for_its_stream_to_be_put_back() {
+        let (streams, tenant, cfg) = streams();
+        let (id, held, next) = streams.take_registered(&tenant, None, &cfg).await.unwrap();
+        let early = {
+            let (streams, tenant, cfg) = (streams.clone(), tenant.clone(), cfg.clone());
+            tokio::spawn(async move {
+                streams
+                    .take(&tenant, Some(next.as_str()), false, &cfg)
+                    .await
+                    .map(|(id, _)| id)
+            })
+        };
+        tokio::time::sleep(BUSY_WAIT / 2).await;
+        assert!(!early.is_finished(), "it waits while the stream is in use");
+        streams.put_back(&tenant, id, held).unwrap();
+        assert_eq!(early.await.unwrap().unwrap(), Some(id));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_busy_past_the_wait_is_refused_and_a_forgotten_one_is_invalid() {
+        let (streams, tenant, cfg) = streams();
+        let (id, _held, next) = streams.take_registered(&tenant, None, &cfg).await.unwrap();
+        let busy = streams.take(&tenant, Some(next.as_str()), false, &cfg);
+        let err = busy.await.err().expect("still in use after the wait");
+        assert_eq!(err.parts().0, "BATON_REUSED");
+
+        let waiting = {
+            let (streams, tenant, cfg) = (streams.clone(), tenant.clone(), cfg.clone());
+            tokio::spawn(async move {
+                let taken = streams.take(&tenant, Some(next.as_str()), false, &cfg);
+                taken.await.err().map(|e| e.parts().0)
+            })
+        };
+        tokio::time::sleep(BUSY_WAIT / 2).await;
+        streams.forget(Some(id));
+        assert_eq!(waiting.await.unwrap().as_deref(), Some("BATON_INVALID"));
     }
 }
