@@ -17,6 +17,12 @@ export TENANTD_REQUIRE_NODE=1
 if ! command -v haproxy >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy
 fi
+# The backup tests talk to a real S3 API: moto's server, from PyPI (pinned). Installed when
+# missing; as root (CI) the tests then fail instead of skipping if it is unavailable.
+if ! command -v moto_server >/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.1' || true
+fi
+if [ "$(id -u)" = 0 ]; then export TENANTD_REQUIRE_MOTO=1; fi
 # As root (CI), the emulation tests (cgroup v1 cpu + memory) must run, not skip.
 if [ "$(id -u)" = 0 ]; then export TENANTD_REQUIRE_CGROUP=1; fi
 

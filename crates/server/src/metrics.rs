@@ -103,6 +103,29 @@ pub fn sample(out: &mut String, name: &str, help: &str, kind: &str, value: impl 
     );
 }
 
+/// The backup's counters (only when a backup is configured).
+fn render_backup(out: &mut String, b: &backup::BackupStats) {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let now = backup::worker::now_ms();
+    let through = load(&b.backed_up_through_ms);
+    let lag_s = if through == 0 {
+        0
+    } else {
+        now.saturating_sub(through) / 1000
+    };
+    for (name, help, kind, v) in [
+        ("tenantd_backup_uploads_total", "Tenant snapshots uploaded.", "counter", load(&b.uploads)),
+        ("tenantd_backup_uploaded_bytes_total", "Bytes uploaded (compressed).", "counter", load(&b.uploaded_bytes)),
+        ("tenantd_backup_snapshot_bytes_total", "Bytes of the uploaded snapshots before compression.", "counter", load(&b.snapshot_bytes)),
+        ("tenantd_backup_failures_total", "Tenant snapshots that failed (retried the next round).", "counter", load(&b.failures)),
+        ("tenantd_backup_rounds_total", "Backup rounds finished.", "counter", load(&b.rounds)),
+        ("tenantd_backup_pending_tenants", "Changed tenants waiting for the next backup round.", "gauge", load(&b.pending)),
+        ("tenantd_backup_lag_seconds", "Seconds since the start of the last backup round that finished without a failure (every change before it is in the bucket); 0 before the first.", "gauge", lag_s),
+    ] {
+        sample(out, name, help, kind, v);
+    }
+}
+
 /// Renders every metric in the Prometheus text format.
 pub fn render(st: &AppState) -> String {
     let p = st.pool.stats();
@@ -196,6 +219,9 @@ pub fn render(st: &AppState) -> String {
     );
 
     crate::ingest_metrics::render(&mut out, &st.inbox.stats());
+    if let Some(b) = st.backup.get() {
+        render_backup(&mut out, b.stats());
+    }
     crate::process_metrics::render(&mut out);
 
     let _ = writeln!(

@@ -17,6 +17,8 @@ use crate::state::AppState;
 
 /// How long shutdown waits for in-flight requests, then for open tenants to close.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long shutdown lets the last backup round run.
+pub const BACKUP_GRACE: Duration = Duration::from_secs(30);
 
 /// Serves `app` on `listener` until `shutdown` resolves, then turns unready, keeps serving for
 /// `shutdown_delay`, drains and closes the pool. Accept errors are logged and retried.
@@ -68,6 +70,10 @@ pub async fn serve(
     // tenants close.
     if let Err(e) = state.inbox.close(SHUTDOWN_GRACE).await {
         tracing::error!(error = %e, "ingest: clean stop failed; the next start replays the log");
+    }
+    // A last backup round, so a clean stop leaves no change only on this disk.
+    if let Some(backup) = state.backup.get() {
+        backup.stop(BACKUP_GRACE).await;
     }
     state.pool.shutdown(SHUTDOWN_GRACE).await;
     tracing::info!("shut down cleanly");

@@ -75,6 +75,8 @@ pub struct Shared {
     pub sql: SqlState,
     /// This node's name and slot table (cluster mode); every tenant is ours without one.
     pub routing: crate::routing::Routing,
+    /// The continuous backup, if configured (set once at start, before serving).
+    pub backup: std::sync::OnceLock<backup::Backup>,
 }
 
 impl AppState {
@@ -122,6 +124,7 @@ impl AppState {
             ready: AtomicBool::new(true),
             sql,
             routing,
+            backup: std::sync::OnceLock::new(),
         }))
     }
 }

@@ -129,6 +129,9 @@ pub struct PoolConfig {
     /// How long a write waits for a tenant fenced by a move before it gets `Moving` (503 with
     /// Retry-After); reads are not fenced.
     pub fence_wait: Duration,
+    /// Keep the set of tenants whose files changed (`TenantPool::changes`), for backup. Off by
+    /// default: without a consumer the set would grow to every tenant ever written.
+    pub track_changes: bool,
 }
 
 impl PoolConfig {
@@ -151,6 +154,7 @@ impl PoolConfig {
             migrations: None,
             maintenance: true,
             fence_wait: DEFAULT_FENCE_WAIT,
+            track_changes: false,
         }
     }
 

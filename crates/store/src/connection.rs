@@ -111,11 +111,41 @@ fn configure_writer(
     }
     let max_pages = i64::try_from(cfg.quota_bytes.div_ceil(PAGE_SIZE)).unwrap_or(i64::MAX);
     conn.pragma_update(None, "max_page_count", max_pages)?;
-    // Registering a WAL hook also turns off SQLite's automatic checkpoint on commit.
+    watch_commits(conn, pages, None::<fn()>)
+}
+
+/// Sets the writer's WAL hook: after every commit `pages` gets the WAL's size and `on_commit`
+/// (if any) runs. Replaces any earlier hook. Registering a WAL hook also turns off SQLite's
+/// automatic checkpoint on commit.
+pub fn watch_commits(
+    conn: &mut Connection,
+    pages: Arc<AtomicI32>,
+    on_commit: Option<impl Fn() + Send + 'static>,
+) -> Result<(), StoreError> {
     conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, n: i32| {
         pages.store(n, Ordering::Relaxed);
+        if let Some(f) = &on_commit {
+            f();
+        }
         Ok(())
     }))?;
+    Ok(())
+}
+
+/// Copies the database behind `conn` to a new file `dest` (replaced if it exists) with SQLite's
+/// online backup, `step` pages at a time. Consistent as long as nobody else writes through
+/// `conn` meanwhile (callers hold the tenant's writer).
+pub fn backup_to(conn: &Connection, dest: &Path, step: std::ffi::c_int) -> Result<(), StoreError> {
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(dest);
+    let mut out = Connection::open(dest)?;
+    {
+        let backup = rusqlite::backup::Backup::new(conn, &mut out)?;
+        backup.run_to_completion(step, std::time::Duration::ZERO, None)?;
+    }
+    out.close().map_err(|(_, e)| StoreError::from(e))?;
     Ok(())
 }
 

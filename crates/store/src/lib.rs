@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod changes;
 pub mod config;
 pub mod connection;
 pub mod error;

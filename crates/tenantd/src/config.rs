@@ -99,6 +99,40 @@ pub struct ServeArgs {
     /// key beside it as FILE.pub) [default: DATA/token.key].
     #[arg(long, env = "TENANTD_TOKEN_KEY", value_name = "FILE")]
     pub token_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub backup: BackupArgs,
+}
+
+/// Where continuous backups go (`serve`, `restore`, `backup`); each flag also reads a
+/// `TENANTD_BACKUP_*` variable and a `backup_*` key of the config file. Credentials: the
+/// credentials file if given, else `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and
+/// `AWS_SESSION_TOKEN`); they are never logged.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct BackupArgs {
+    /// S3 bucket for continuous backups (must exist); without it there is no backup
+    /// [default: none].
+    #[arg(long, env = "TENANTD_BACKUP_BUCKET", value_name = "NAME")]
+    pub backup_bucket: Option<String>,
+    /// Key prefix inside the bucket, e.g. node1 [default: none].
+    #[arg(long, env = "TENANTD_BACKUP_PREFIX", value_name = "PREFIX")]
+    pub backup_prefix: Option<String>,
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 [default: AWS].
+    #[arg(long, env = "TENANTD_BACKUP_ENDPOINT", value_name = "URL")]
+    pub backup_endpoint: Option<String>,
+    /// Signing region [default: us-east-1].
+    #[arg(long, env = "TENANTD_BACKUP_REGION", value_name = "REGION")]
+    pub backup_region: Option<String>,
+    /// Time between backup rounds: changed tenants reach the bucket within about this
+    /// [default: 60s].
+    #[arg(long, env = "TENANTD_BACKUP_INTERVAL", value_name = "DURATION")]
+    pub backup_interval: Option<String>,
+    /// Point-in-time window kept in the bucket [default: 7d].
+    #[arg(long, env = "TENANTD_BACKUP_RETENTION", value_name = "DURATION")]
+    pub backup_retention: Option<String>,
+    /// Credentials file in the AWS format (profile from AWS_PROFILE, else default)
+    /// [default: the AWS_* environment variables].
+    #[arg(long, env = "TENANTD_BACKUP_CREDENTIALS", value_name = "FILE")]
+    pub backup_credentials: Option<PathBuf>,
 }
 
 /// Log output format.
@@ -150,6 +184,14 @@ pub struct FileConfig {
     sql_max_stored_sql: Option<String>,
     sql_max_stored_sqls: Option<usize>,
     token_key: Option<PathBuf>,
+    backup_bucket: Option<String>,
+    backup_prefix: Option<String>,
+    backup_endpoint: Option<String>,
+    backup_region: Option<String>,
+    backup_interval: Option<String>,
+    backup_retention: Option<String>,
+    backup_parallel: Option<usize>,
+    backup_credentials: Option<PathBuf>,
     sync_interval: Option<String>,
     apply_delay: Option<String>,
     checkpoint_interval: Option<String>,
@@ -160,6 +202,11 @@ pub struct FileConfig {
 }
 
 impl FileConfig {
+    /// The `data` key, if set.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.data.clone()
+    }
+
     /// Reads and parses `path`; errors name the file and the offending key.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -193,6 +240,8 @@ pub struct Settings {
     pub node_name: Option<String>,
     /// How long a moved tenant's old file is kept.
     pub moved_grace: Duration,
+    /// Continuous backup, if a bucket is configured.
+    pub backup: Option<backup::BackupConfig>,
 }
 
 impl Settings {
@@ -271,6 +320,8 @@ impl Settings {
         }
         let sql = resolve_sql(args, file)?;
         let inbox = resolve_inbox(&pool, file)?;
+        let backup = resolve_backup(&args.backup, file, |k| std::env::var(k).ok())?;
+        pool.track_changes = backup.is_some();
         let admin_token = env_token
             .or(file.admin_token.clone())
             .filter(|t| !t.is_empty());
@@ -302,8 +353,66 @@ impl Settings {
                 Some(v) => parse_duration("moved_grace", v)?,
                 None => store::handoff::DEFAULT_MOVED_GRACE,
             },
+            backup,
         })
     }
+}
+
+/// The backup settings (flag > environment > file > default); `None` without a bucket. `env`
+/// looks up the AWS credential variables. Errors name the setting.
+pub fn resolve_backup(
+    args: &BackupArgs,
+    file: &FileConfig,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<backup::BackupConfig>> {
+    let Some(bucket) = args.backup_bucket.clone().or(file.backup_bucket.clone()) else {
+        return Ok(None);
+    };
+    let credentials = match args
+        .backup_credentials
+        .as_ref()
+        .or(file.backup_credentials.as_ref())
+    {
+        Some(path) => {
+            let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".to_owned());
+            backup::Credentials::from_file(path, &profile)?
+        }
+        None => backup::Credentials::from_env(&env).ok_or_else(|| {
+            anyhow::anyhow!(
+                "backup_bucket is set but there are no credentials: set AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY, or backup_credentials (a credentials file)"
+            )
+        })?,
+    };
+    let mut c = backup::BackupConfig::new(bucket, credentials);
+    if let Some(v) = args.backup_prefix.clone().or(file.backup_prefix.clone()) {
+        c.prefix = v;
+    }
+    c.endpoint = args
+        .backup_endpoint
+        .clone()
+        .or(file.backup_endpoint.clone());
+    if let Some(v) = args.backup_region.clone().or(file.backup_region.clone()) {
+        c.region = v;
+    }
+    if let Some(v) = args
+        .backup_interval
+        .as_deref()
+        .or(file.backup_interval.as_deref())
+    {
+        c.interval = parse_duration("backup_interval", v)?;
+    }
+    if let Some(v) = args
+        .backup_retention
+        .as_deref()
+        .or(file.backup_retention.as_deref())
+    {
+        c.retention = parse_duration("backup_retention", v)?;
+    }
+    if let Some(v) = file.backup_parallel {
+        c.parallel = positive("backup_parallel", v)?;
+    }
+    Ok(Some(c.validated()?))
 }
 
 /// The ingest path's settings (file only): `sync_interval`, `apply_delay`,

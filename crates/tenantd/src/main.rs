@@ -5,9 +5,11 @@
 //! - `token`: tenant tokens, minted offline, revoked through the admin API (`token_cmd.rs`);
 //! - `cluster`: the cluster file, slot table, HAProxy config, rebalance plan (`cluster_cmd.rs`);
 //! - `capacity`: the capacity and cost model (the `capacity` crate);
-//! - `bench`: benchmark helpers (the `bench` crate).
+//! - `bench`: benchmark helpers (the `bench` crate);
+//! - `restore`, `backup`: the continuous backup's bucket side (`backup_cmd.rs`).
 
 mod admin_token;
+mod backup_cmd;
 mod cli_admin;
 mod cluster_cmd;
 mod cluster_ops;
@@ -30,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the server (defaults: 127.0.0.1:8080, data in ./data, durability fsync, idle TTL 10s).
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Manage tenants on a running server (create, delete, list, show, policy).
     Tenant {
         #[command(flatten)]
@@ -60,6 +62,13 @@ enum Cmd {
     Cluster(cluster_cmd::ClusterArgs),
     /// Measure what this machine holds and give the verdict next to the seed's claim.
     Prove(bench::prove_cmd::ProveArgs),
+    /// Restore tenants from the continuous backup (one, --all, or at a point in time).
+    Restore(backup_cmd::RestoreArgs),
+    /// The continuous backup: status (what waits for an upload), verify (a sampled test restore).
+    Backup {
+        #[command(subcommand)]
+        cmd: backup_cmd::BackupCmd,
+    },
 }
 
 fn main() {
@@ -70,8 +79,10 @@ fn main() {
         Cmd::Prove(args) => bench::prove_cmd::run(args),
         Cmd::Token { cmd } => token_cmd::run(cmd),
         Cmd::Migrate(args) => migrate_cmd::run(args),
-        Cmd::Serve(args) => serve::main(args),
+        Cmd::Serve(args) => serve::main(*args),
         Cmd::Cluster(args) => cluster_cmd::run(args),
+        Cmd::Restore(args) => backup_cmd::run_restore(args),
+        Cmd::Backup { cmd } => backup_cmd::run_backup(cmd),
         Cmd::Tenant { remote, cmd } => {
             runtime().and_then(|rt| rt.block_on(cli_admin::run_tenant(&remote, cmd)))
         }

@@ -61,7 +61,21 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Some(t) = routing.table() {
         tracing::info!(node = routing.node(), epoch = t.epoch, "slot table loaded");
     }
+    let backup = match &settings.backup {
+        Some(cfg) => {
+            let b = backup::Backup::new(pool.clone(), cfg.clone())
+                .context("cannot set up the backup")?;
+            tracing::info!(bucket = %cfg.bucket, prefix = %cfg.prefix, interval = ?cfg.interval,
+                key_id = %cfg.credentials.access_key_id, "continuous backup on");
+            Some(b)
+        }
+        None => None,
+    };
     let state = AppState::with_routing(pool, inbox, token, settings.http.clone(), sql, routing);
+    if let Some(b) = backup {
+        b.start();
+        let _ = state.backup.set(b);
+    }
     let streams = server::sql::spawn_expiry(&state);
     server::routes::moves::spawn_sweep(&state, settings.moved_grace);
     let listener = TcpListener::bind(settings.listen)

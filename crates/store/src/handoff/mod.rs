@@ -144,16 +144,7 @@ pub async fn export(
 /// Copies the database behind `conn` to a new file `dest` page by page (consistent: the caller
 /// holds the writer). Returns the tenant's largest event id (0 without events).
 fn copy_database(conn: &rusqlite::Connection, dest: &Path) -> Result<i64, StoreError> {
-    if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let _ = std::fs::remove_file(dest);
-    let mut out = rusqlite::Connection::open(dest)?;
-    {
-        let backup = rusqlite::backup::Backup::new(conn, &mut out)?;
-        backup.run_to_completion(BACKUP_STEP_PAGES, Duration::ZERO, None)?;
-    }
-    out.close().map_err(|(_, e)| StoreError::from(e))?;
+    crate::connection::backup_to(conn, dest, BACKUP_STEP_PAGES)?;
     let max: Option<i64> =
         conn.query_row("SELECT max(id) FROM _tenantd_events", [], |r| r.get(0))?;
     Ok(max.unwrap_or(0))
@@ -309,6 +300,7 @@ pub async fn install(
     })
     .await?;
     pool.fences().clear_moved(id);
+    pool.mark_changed(id);
     let carried = next_event_id;
     inbox.tenant_imported(id, carried)?;
     let next_event_id = inbox.next_event_id(id)?;

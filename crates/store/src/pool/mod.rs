@@ -42,6 +42,7 @@ use rusqlite::Connection;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::changes::ChangeSet;
 use crate::config::PoolConfig;
 use crate::error::StoreError;
 use crate::handoff::{self, Fences, Pass};
@@ -58,6 +59,8 @@ pub use writer::{classify_full, WriterGuard};
 
 /// Background WAL checkpoints running at once at most.
 const CHECKPOINTS_AT_ONCE: usize = 2;
+/// Pages a snapshot copies per step of SQLite's online backup.
+const SNAPSHOT_STEP_PAGES: std::ffi::c_int = 4096;
 /// File descriptors kept free of tenants: listener, clients, logs, the maintenance pass's opens.
 const FD_RESERVE: u64 = 256;
 
@@ -92,6 +95,8 @@ struct Inner {
     backlog: OnceLock<Arc<Backlog>>,
     /// Tenants fenced by a move or moved away (`handoff`): writes wait, then are refused.
     fences: Fences,
+    /// Tenants changed since the backup last looked (`PoolConfig::track_changes`).
+    changes: Option<Arc<ChangeSet>>,
 }
 
 impl TenantPool {
@@ -117,6 +122,7 @@ impl TenantPool {
             tracing::debug!("SQLite was initialised before the pool: default lookaside kept");
         }
         sys::set_sqlite_heap_limit(cfg.sqlite_heap_limit);
+        let cfg_tracks = cfg.track_changes;
         let inner = Arc::new(Inner {
             cfg,
             epoch: Instant::now(),
@@ -132,6 +138,7 @@ impl TenantPool {
             failed_migrations: Mutex::new(HashMap::new()),
             backlog: OnceLock::new(),
             fences: Fences::new(),
+            changes: cfg_tracks.then(|| Arc::new(ChangeSet::default())),
         });
         handoff::load_retired(&inner.cfg.data_dir, &inner.fences)?;
         if inner.cfg.maintenance {
@@ -148,6 +155,31 @@ impl TenantPool {
     /// Tenants fenced by a move or moved away from this node.
     pub fn fences(&self) -> &Fences {
         &self.inner.fences
+    }
+
+    /// The tenants changed since the last take, if `PoolConfig::track_changes` is on.
+    pub fn changes(&self) -> Option<&Arc<ChangeSet>> {
+        self.inner.changes.as_ref()
+    }
+
+    /// Notes that `id`'s file changed outside its writer (created, imported, restored).
+    pub fn mark_changed(&self, id: &TenantId) {
+        if let Some(c) = &self.inner.changes {
+            c.mark(id);
+        }
+    }
+
+    /// Copies tenant `id` to a new file `dest` with SQLite's online backup on its writer, after
+    /// its acknowledged webhooks are applied: a consistent snapshot holding every write
+    /// acknowledged before it began. Writes to the tenant wait meanwhile (milliseconds for a
+    /// small tenant; about 1 s per 200 MB measured for moves). Errors: `NotFound`, `Moving`,
+    /// `Moved`, SQLite and I/O.
+    pub async fn snapshot_to(&self, id: &TenantId, dest: PathBuf) -> Result<(), StoreError> {
+        let guard = self.writer(id).await?;
+        let (_guard, copied) = guard
+            .run(move |conn| crate::connection::backup_to(conn, &dest, SNAPSHOT_STEP_PAGES))
+            .await?;
+        copied
     }
 
     /// Counters and gauges for `/metrics`.

@@ -139,7 +139,12 @@ impl Inner {
             return Err(StoreError::MigrationFailed(error.clone()));
         }
         let pages = Some(slot.wal_pages.clone());
-        let conn = connection::open_existing(&slot.path, Access::Write, &self.cfg, pages)?;
+        let mut conn = connection::open_existing(&slot.path, Access::Write, &self.cfg, pages)?;
+        if let Some(changes) = &self.changes {
+            let (changes, id) = (changes.clone(), slot.id.clone());
+            let mark = move || changes.mark(&id);
+            connection::watch_commits(&mut conn, slot.wal_pages.clone(), Some(mark))?;
+        }
         let Some(set) = &self.cfg.migrations else {
             return Ok(conn);
         };

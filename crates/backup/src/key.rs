@@ -1,0 +1,150 @@
+//! Object keys of snapshots, and the pure choices made on lists of them.
+//!
+//! `<prefix>/tenants/<id>/<ms>-<sha256>.db.zst`: `ms` is the snapshot's time (Unix ms, 16
+//! digits, so keys list in time order) and `sha256` the hex digest of the uncompressed database
+//! file, which a restore checks before installing anything.
+
+use std::time::Duration;
+
+/// The folder of every tenant's snapshots.
+pub const TENANTS: &str = "tenants";
+const SUFFIX: &str = ".db.zst";
+
+/// One snapshot object, as named by its key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SnapshotKey {
+    /// When it was taken, Unix ms.
+    pub at_ms: u64,
+    /// The tenant id.
+    pub tenant: String,
+    /// sha256 (hex) of the uncompressed file.
+    pub sha256: String,
+}
+
+/// `<prefix>/tenants` (or `tenants` without a prefix).
+pub fn tenants_dir(prefix: &str) -> String {
+    if prefix.is_empty() {
+        TENANTS.to_owned()
+    } else {
+        format!("{prefix}/{TENANTS}")
+    }
+}
+
+/// `<prefix>/tenants/<id>`: the folder of one tenant's snapshots.
+pub fn tenant_dir(prefix: &str, tenant: &str) -> String {
+    format!("{}/{tenant}", tenants_dir(prefix))
+}
+
+impl SnapshotKey {
+    /// The object key under `prefix`.
+    pub fn key(&self, prefix: &str) -> String {
+        format!(
+            "{}/{:016}-{}{SUFFIX}",
+            tenant_dir(prefix, &self.tenant),
+            self.at_ms,
+            self.sha256
+        )
+    }
+
+    /// Reads a key back; `None` for anything that is not a snapshot key under `prefix`.
+    pub fn parse(prefix: &str, key: &str) -> Option<Self> {
+        let rest = key.strip_prefix(&tenants_dir(prefix))?.strip_prefix('/')?;
+        let (tenant, name) = rest.split_once('/')?;
+        let (ms, sha) = name.strip_suffix(SUFFIX)?.split_once('-')?;
+        let valid_sha = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+        if tenant.is_empty() || ms.len() != 16 || !valid_sha {
+            return None;
+        }
+        Some(SnapshotKey {
+            at_ms: ms.parse().ok()?,
+            tenant: tenant.to_owned(),
+            sha256: sha.to_ascii_lowercase(),
+        })
+    }
+}
+
+/// The snapshot a restore at `at_ms` installs: the newest taken at or before it (`None` = the
+/// newest of all).
+pub fn pick(snaps: &[SnapshotKey], at_ms: Option<u64>) -> Option<&SnapshotKey> {
+    snaps
+        .iter()
+        .filter(|s| at_ms.is_none_or(|at| s.at_ms <= at))
+        .max_by_key(|s| s.at_ms)
+}
+
+/// The snapshots retention removes at `now_ms`: every one older than the window except the
+/// newest of those, which a restore at the window's start still needs.
+pub fn expired(snaps: &[SnapshotKey], now_ms: u64, window: Duration) -> Vec<&SnapshotKey> {
+    let cutoff = now_ms.saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+    let mut old: Vec<&SnapshotKey> = snaps.iter().filter(|s| s.at_ms < cutoff).collect();
+    old.sort_by_key(|s| s.at_ms);
+    old.pop();
+    old
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(at_ms: u64) -> SnapshotKey {
+        SnapshotKey {
+            at_ms,
+            tenant: "acme".into(),
+            sha256: format!("{:064x}", at_ms),
+        }
+    }
+
+    #[test]
+    fn keys_round_trip_and_sort_by_time() {
+        let s = snap(1_700_000_000_123);
+        let key = s.key("backups/node1");
+        assert_eq!(
+            key,
+            format!(
+                "backups/node1/tenants/acme/0001700000000123-{}.db.zst",
+                s.sha256
+            )
+        );
+        assert_eq!(SnapshotKey::parse("backups/node1", &key), Some(s.clone()));
+        assert_eq!(SnapshotKey::parse("", &snap(5).key("")), Some(snap(5)));
+        assert!(
+            snap(9).key("") < snap(10).key(""),
+            "zero padding keeps time order"
+        );
+        for bad in [
+            "tenants/acme/0001700000000123-abc.db.zst",
+            "tenants/acme/1700000000123-".to_owned().as_str(),
+            "other/acme/0001700000000123-0.db.zst",
+            "tenants/acme/x.db.zst",
+        ] {
+            assert_eq!(SnapshotKey::parse("", bad), None, "{bad}");
+        }
+        assert_eq!(SnapshotKey::parse("p", &s.key("q")), None, "another prefix");
+    }
+
+    #[test]
+    fn pick_takes_the_newest_at_or_before() {
+        let snaps = vec![snap(10), snap(30), snap(20)];
+        assert_eq!(pick(&snaps, None).unwrap().at_ms, 30);
+        assert_eq!(pick(&snaps, Some(29)).unwrap().at_ms, 20);
+        assert_eq!(pick(&snaps, Some(20)).unwrap().at_ms, 20);
+        assert_eq!(pick(&snaps, Some(9)), None);
+    }
+
+    #[test]
+    fn expiry_keeps_the_base_of_the_window() {
+        let w = Duration::from_millis(100);
+        let snaps = vec![snap(10), snap(50), snap(120), snap(250)];
+        let gone: Vec<u64> = expired(&snaps, 200, w).iter().map(|s| s.at_ms).collect();
+        assert_eq!(
+            gone,
+            vec![10],
+            "50 is the newest before the cutoff (100): kept"
+        );
+        assert!(expired(&snaps, 100, w).is_empty());
+        assert!(
+            expired(&[snap(1)], 10_000, w).is_empty(),
+            "a lone old snapshot stays"
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! The bucket: snapshots put, listed, fetched and deleted through `object_store`'s S3 client
+//! (its requests are retried with exponential backoff on errors and timeouts).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig};
+
+use crate::config::BackupConfig;
+use crate::error::BackupError;
+use crate::key::{tenant_dir, tenants_dir, SnapshotKey};
+
+/// How long one request may take before it is retried.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Retries per request (with backoff from 100 ms doubling to 2 s) and their overall limit: a
+/// store that is down fails a tenant within seconds, and the tenant waits for the next round
+/// instead of holding a round's slot for minutes.
+const MAX_RETRIES: usize = 4;
+const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A bucket and the key prefix of this node's backups.
+#[derive(Clone)]
+pub struct Remote {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+}
+
+impl Remote {
+    /// The client for `cfg`'s bucket (nothing is sent yet). Errors: an invalid configuration.
+    pub fn new(cfg: &BackupConfig) -> Result<Self, BackupError> {
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(&cfg.bucket)
+            .with_region(&cfg.region)
+            .with_access_key_id(&cfg.credentials.access_key_id)
+            .with_secret_access_key(cfg.credentials.secret())
+            .with_client_options(ClientOptions::new().with_timeout(REQUEST_TIMEOUT))
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(2),
+                    base: 2.0,
+                },
+                max_retries: MAX_RETRIES,
+                retry_timeout: RETRY_TIMEOUT,
+            });
+        if let Some(token) = cfg.credentials.token() {
+            b = b.with_token(token);
+        }
+        if let Some(endpoint) = &cfg.endpoint {
+            b = b
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        let store = b.build()?;
+        Ok(Remote {
+            store: Arc::new(store),
+            prefix: cfg.prefix.clone(),
+        })
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Stores `body` as snapshot `snap` (one PUT: the object is whole or absent).
+    pub async fn put(&self, snap: &SnapshotKey, body: Bytes) -> Result<(), BackupError> {
+        let path = ObjectPath::from(snap.key(&self.prefix));
+        self.store.put(&path, PutPayload::from(body)).await?;
+        Ok(())
+    }
+
+    /// The bytes of snapshot `snap`.
+    pub async fn get(&self, snap: &SnapshotKey) -> Result<Bytes, BackupError> {
+        let path = ObjectPath::from(snap.key(&self.prefix));
+        Ok(self.store.get(&path).await?.bytes().await?)
+    }
+
+    /// Deletes snapshot `snap` (absent is fine).
+    pub async fn delete(&self, snap: &SnapshotKey) -> Result<(), BackupError> {
+        let path = ObjectPath::from(snap.key(&self.prefix));
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every snapshot of `tenant`, oldest first (keys that are not snapshots are skipped).
+    pub async fn snapshots(&self, tenant: &str) -> Result<Vec<SnapshotKey>, BackupError> {
+        let dir = ObjectPath::from(tenant_dir(&self.prefix, tenant));
+        let metas: Vec<_> = self.store.list(Some(&dir)).try_collect().await?;
+        let mut snaps: Vec<SnapshotKey> = metas
+            .iter()
+            .filter_map(|m| SnapshotKey::parse(&self.prefix, m.location.as_ref()))
+            .filter(|s| s.tenant == tenant)
+            .collect();
+        snaps.sort();
+        Ok(snaps)
+    }
+
+    /// Every tenant with at least one object in the bucket, sorted.
+    pub async fn tenants(&self) -> Result<Vec<String>, BackupError> {
+        let dir = ObjectPath::from(tenants_dir(&self.prefix));
+        let listed = self.store.list_with_delimiter(Some(&dir)).await?;
+        let mut ids: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}

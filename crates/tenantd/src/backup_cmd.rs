@@ -1,0 +1,351 @@
+//! `tenantd restore` and `tenantd backup status|verify`: the bucket side of the continuous
+//! backup (`crates/backup`), run without a server.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{bail, Context};
+use backup::restore::{format_ms, integrity_check, parse_at, restore_tenant, Restored};
+use backup::state::State;
+use backup::{BackupConfig, BackupError, Remote};
+use futures_util::StreamExt;
+use store::catalog::{Catalog, CatalogConfig, CATALOG_FILE};
+use store::TenantId;
+
+use crate::config::{resolve_backup, BackupArgs, FileConfig, DEFAULT_DATA};
+
+/// Where the data dir and the bucket are (shared by `restore` and `backup`).
+#[derive(Debug, clap::Args)]
+pub struct Place {
+    /// The node's data directory [default: ./data].
+    #[arg(long, env = "TENANTD_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// The server's TOML configuration file (its backup_* keys and data are used).
+    #[arg(long, env = "TENANTD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub backup: BackupArgs,
+}
+
+/// `tenantd restore`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  tenantd restore acme --backup-bucket b            # latest, into ./data \
+    (server stopped)\n  tenantd restore acme --at 2026-12-01T10:00:00Z --to /tmp/r   # a copy as \
+    /tmp/r/acme.db\n  tenantd restore --all --data /srv/new                 # a lost node, resumable"
+)]
+pub struct RestoreArgs {
+    /// The tenant to restore (or --all).
+    #[arg(
+        value_name = "TENANT",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub tenant: Option<String>,
+    /// Restore every tenant in the bucket (in parallel; reruns skip what is already in place).
+    #[arg(long)]
+    pub all: bool,
+    /// Restore the newest snapshot taken at or before this time (RFC 3339, or Unix ms)
+    /// [default: the newest].
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Write TENANT.db files into DIR instead of the data dir (nothing else is touched)
+    /// [default: into the data dir, which no server may be using].
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
+    /// Replace a tenant that exists where the restore writes.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub place: Place,
+}
+
+/// `tenantd backup`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BackupCmd {
+    /// Per node: tenants backed up, tenants changed since their last upload, the oldest upload.
+    Status {
+        /// List every tenant that waits for an upload.
+        #[arg(long)]
+        verbose: bool,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Test-restore a sample of tenants from the bucket into a temp dir (checksum and
+    /// integrity_check); fails if any is damaged.
+    Verify {
+        /// Tenants to test [default: 5].
+        #[arg(long, default_value_t = 5)]
+        sample: usize,
+        #[command(flatten)]
+        place: Place,
+    },
+}
+
+/// The data dir and the backup configuration of `place`.
+fn resolve(place: &Place) -> anyhow::Result<(PathBuf, BackupConfig)> {
+    let file = match &place.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let data = place
+        .data
+        .clone()
+        .or(file.data_dir())
+        .unwrap_or_else(|| DEFAULT_DATA.into());
+    let cfg = resolve_backup(&place.backup, &file, |k| std::env::var(k).ok())?
+        .context("no backup bucket: give --backup-bucket (or TENANTD_BACKUP_BUCKET, or backup_bucket in the config file)")?;
+    Ok((data, cfg))
+}
+
+/// Runs `tenantd restore`.
+pub fn run_restore(args: RestoreArgs) -> anyhow::Result<()> {
+    crate::runtime()?.block_on(restore(args))
+}
+
+async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    let (data, cfg) = resolve(&args.place)?;
+    let remote = Remote::new(&cfg)?;
+    let at_ms = args.at.as_deref().map(parse_at).transpose()?;
+    // Into the data dir: no server may hold it, and its catalog follows the restored files.
+    let catalog = match &args.to {
+        Some(_) => None,
+        None => open_catalog(&data)?,
+    };
+    let dest_of = |id: &TenantId| match &args.to {
+        Some(dir) => dir.join(format!("{id}.db")),
+        None => store::layout::tenant_path(&data, id),
+    };
+    let ids: Vec<TenantId> = if args.all {
+        let names = remote.tenants().await?;
+        names
+            .iter()
+            .filter_map(|n| TenantId::parse(n).ok())
+            .collect()
+    } else {
+        let raw = args.tenant.as_deref().unwrap_or_default();
+        vec![TenantId::parse(raw).with_context(|| format!("invalid tenant id {raw:?}"))?]
+    };
+    if ids.is_empty() {
+        bail!("the bucket holds no tenant under prefix {:?}", cfg.prefix);
+    }
+    let bar = progress(ids.len(), args.all);
+    let failed = AtomicUsize::new(0);
+    let mut runs = futures_util::stream::iter(ids)
+        .map(|id| {
+            let (remote, dest) = (&remote, dest_of(&id));
+            async move {
+                let r = restore_tenant(remote, id.as_str(), at_ms, &dest, args.force).await;
+                (id, dest, r)
+            }
+        })
+        .buffer_unordered(if args.all { cfg.parallel } else { 1 });
+    while let Some((id, dest, r)) = runs.next().await {
+        match r.and_then(|r| {
+            if let Some(c) = &catalog {
+                if !r.skipped {
+                    c.rebuild_tenant(&id, &dest)?;
+                }
+            }
+            Ok(r)
+        }) {
+            Ok(r) => say(&bar, describe(&id, &dest, &r)),
+            Err(e) => {
+                failed.fetch_add(1, Ordering::Relaxed);
+                say(&bar, format!("{id}: FAILED: {e}"));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if let Some(c) = catalog {
+        c.close().context("cannot close the catalog")?;
+    }
+    let failed = failed.into_inner();
+    if failed > 0 {
+        bail!("{failed} tenant(s) not restored (see above); rerun to retry, restored ones are skipped");
+    }
+    Ok(())
+}
+
+fn describe(id: &TenantId, dest: &Path, r: &Restored) -> String {
+    let when = format_ms(r.snapshot.at_ms);
+    if r.skipped {
+        format!("{id}: already in place (snapshot of {when})")
+    } else {
+        format!(
+            "{id}: restored the snapshot of {when} ({} bytes, sha256 and integrity checked) to {}",
+            r.bytes,
+            dest.display()
+        )
+    }
+}
+
+/// The data dir's catalog, if it has one; refused while a server holds it.
+fn open_catalog(data: &Path) -> anyhow::Result<Option<Catalog>> {
+    let path = data.join(CATALOG_FILE);
+    if !path.exists() {
+        // A fresh dir: the server rebuilds the catalog from the files at its first start.
+        return Ok(None);
+    }
+    let cfg = CatalogConfig::new(store::Durability::Fsync);
+    match Catalog::open(&path, cfg) {
+        Ok(c) => Ok(Some(c)),
+        Err(store::catalog::CatalogError::Locked(_)) => bail!(
+            "a running tenantd holds {}: stop it first, or restore with --to DIR",
+            data.display()
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A line on stdout, above the progress bar when one is drawn.
+fn say(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+fn progress(n: usize, show: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !show || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(n as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} tenants, {elapsed} (eta {eta})",
+        )
+        .expect("a valid template"),
+    );
+    bar
+}
+
+/// Runs `tenantd backup …`.
+pub fn run_backup(cmd: BackupCmd) -> anyhow::Result<()> {
+    match cmd {
+        BackupCmd::Status { verbose, place } => status(&place, verbose),
+        BackupCmd::Verify { sample, place } => crate::runtime()?.block_on(verify(&place, sample)),
+    }
+}
+
+fn status(place: &Place, verbose: bool) -> anyhow::Result<()> {
+    let (data, cfg) = resolve(place)?;
+    let state = State::open(&data)?;
+    let uploads = state.all()?;
+    let by_tenant: std::collections::HashMap<&str, &backup::state::Upload> =
+        uploads.iter().map(|u| (u.tenant.as_str(), u)).collect();
+    let (mut tenants, mut waiting, mut never) = (0usize, Vec::new(), 0usize);
+    let mut after = None;
+    loop {
+        let (ids, next) = store::layout::list_tenants(&data, after.as_ref(), 1000)?;
+        for id in ids {
+            tenants += 1;
+            let changed = modified_ms(&store::layout::tenant_path(&data, &id));
+            match by_tenant.get(id.as_str()) {
+                None => {
+                    never += 1;
+                    waiting.push(id);
+                }
+                Some(u) if changed >= u.at_ms => waiting.push(id),
+                Some(_) => {}
+            }
+        }
+        match next {
+            Some(k) => after = Some(k),
+            None => break,
+        }
+    }
+    let bytes: u64 = uploads.iter().map(|u| u.bytes).sum();
+    println!(
+        "bucket: {} prefix: {:?} (every {:?})",
+        cfg.bucket, cfg.prefix, cfg.interval
+    );
+    println!(
+        "tenants here: {tenants}; with an upload: {}; last uploads total {bytes} bytes",
+        uploads.len()
+    );
+    println!(
+        "waiting for an upload: {} (never uploaded: {never})",
+        waiting.len()
+    );
+    if let (Some(old), Some(new)) = (
+        uploads.iter().map(|u| u.at_ms).min(),
+        uploads.iter().map(|u| u.at_ms).max(),
+    ) {
+        println!(
+            "newest upload: {}; oldest last-upload: {}",
+            format_ms(new),
+            format_ms(old)
+        );
+    }
+    if verbose {
+        for id in &waiting {
+            println!("  waiting: {id}");
+        }
+    }
+    Ok(())
+}
+
+fn modified_ms(db: &Path) -> u64 {
+    let [wal, _] = store::layout::companion_paths(db);
+    [db.to_owned(), wal]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .max()
+        .unwrap_or(0)
+}
+
+async fn verify(place: &Place, sample: usize) -> anyhow::Result<()> {
+    let (_, cfg) = resolve(place)?;
+    let remote = Remote::new(&cfg)?;
+    let mut names = remote.tenants().await?;
+    if names.is_empty() {
+        bail!("the bucket holds no tenant under prefix {:?}", cfg.prefix);
+    }
+    use rand::seq::SliceRandom;
+    names.shuffle(&mut rand::thread_rng());
+    names.truncate(sample.max(1));
+    let dir = std::env::temp_dir().join(format!("tenantd-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut bad = 0;
+    for name in &names {
+        let dest = dir.join(format!("{name}.db"));
+        let r = restore_tenant(&remote, name, None, &dest, true).await;
+        let checked = r.and_then(|r| {
+            let ok = integrity_check(&dest)?;
+            Ok::<_, BackupError>((r, ok))
+        });
+        match checked {
+            Ok((r, ok)) if ok == "ok" => {
+                println!(
+                    "{name}: ok (snapshot of {}, {} bytes)",
+                    format_ms(r.snapshot.at_ms),
+                    r.bytes
+                )
+            }
+            Ok((_, why)) => {
+                bad += 1;
+                println!("{name}: DAMAGED: {why}");
+            }
+            Err(e) => {
+                bad += 1;
+                println!("{name}: FAILED: {e}");
+            }
+        }
+        let _ = std::fs::remove_file(&dest);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    if bad > 0 {
+        bail!(
+            "{bad} of {} sampled tenants failed the test restore",
+            names.len()
+        );
+    }
+    println!("{} sampled tenants restore cleanly", names.len());
+    Ok(())
+}
