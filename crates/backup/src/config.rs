@@ -10,6 +10,8 @@ use crate::error::BackupError;
 
 /// Default time between two backup rounds: the SQL RPO target.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Default time between two shipments of the ingest log: the webhook RPO target.
+pub const DEFAULT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Default point-in-time window: snapshots older than this are removed (but the newest of them).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default tenants snapshotted and uploaded at once.
@@ -30,6 +32,8 @@ pub struct BackupConfig {
     pub region: String,
     /// Time between rounds.
     pub interval: Duration,
+    /// Time between shipments of the ingest log (acknowledged webhooks).
+    pub log_interval: Duration,
     /// Point-in-time window.
     pub retention: Duration,
     /// Tenants handled at once in a round or a restore.
@@ -47,6 +51,7 @@ impl BackupConfig {
             endpoint: None,
             region: DEFAULT_REGION.to_owned(),
             interval: DEFAULT_INTERVAL,
+            log_interval: DEFAULT_LOG_INTERVAL,
             retention: DEFAULT_RETENTION,
             parallel: DEFAULT_PARALLEL,
             credentials,
@@ -75,6 +80,9 @@ impl BackupConfig {
         }
         if self.interval.is_zero() {
             return bad("backup_interval must be more than 0");
+        }
+        if self.log_interval.is_zero() {
+            return bad("backup_log_interval must be more than 0");
         }
         if self.parallel == 0 {
             return bad("backup_parallel must be at least 1");

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 /// The folder of every tenant's snapshots.
 pub const TENANTS: &str = "tenants";
+/// The folder of the shipped ingest log.
+pub const LOG: &str = "log";
+const LOG_SUFFIX: &str = ".log.zst";
 const SUFFIX: &str = ".db.zst";
 
 /// One snapshot object, as named by its key.
@@ -60,6 +63,47 @@ impl SnapshotKey {
             tenant: tenant.to_owned(),
             sha256: sha.to_ascii_lowercase(),
         })
+    }
+}
+
+/// A chunk of the ingest log: the frames of LSNs `first..=last`, as the log holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogChunkKey {
+    /// The first LSN in it.
+    pub first: u64,
+    /// The last LSN in it.
+    pub last: u64,
+}
+
+/// `<prefix>/log` (or `log`).
+pub fn log_dir(prefix: &str) -> String {
+    if prefix.is_empty() {
+        LOG.to_owned()
+    } else {
+        format!("{prefix}/{LOG}")
+    }
+}
+
+impl LogChunkKey {
+    /// The object key under `prefix` (20-digit LSNs: keys list in log order).
+    pub fn key(&self, prefix: &str) -> String {
+        format!(
+            "{}/{:020}-{:020}{LOG_SUFFIX}",
+            log_dir(prefix),
+            self.first,
+            self.last
+        )
+    }
+
+    /// Reads a key back; `None` for anything else.
+    pub fn parse(prefix: &str, key: &str) -> Option<Self> {
+        let name = key.strip_prefix(&log_dir(prefix))?.strip_prefix('/')?;
+        let (first, last) = name.strip_suffix(LOG_SUFFIX)?.split_once('-')?;
+        if first.len() != 20 || last.len() != 20 {
+            return None;
+        }
+        let (first, last) = (first.parse().ok()?, last.parse().ok()?);
+        (first <= last).then_some(LogChunkKey { first, last })
     }
 }
 
@@ -120,6 +164,24 @@ mod tests {
             assert_eq!(SnapshotKey::parse("", bad), None, "{bad}");
         }
         assert_eq!(SnapshotKey::parse("p", &s.key("q")), None, "another prefix");
+    }
+
+    #[test]
+    fn log_chunk_keys_round_trip() {
+        let c = LogChunkKey {
+            first: 7,
+            last: 1234,
+        };
+        let key = c.key("n1");
+        assert_eq!(
+            key,
+            "n1/log/00000000000000000007-00000000000000001234.log.zst"
+        );
+        assert_eq!(LogChunkKey::parse("n1", &key), Some(c));
+        assert_eq!(LogChunkKey::parse("", &c.key("")), Some(c));
+        let backwards = "log/00000000000000000009-00000000000000000008.log.zst";
+        assert_eq!(LogChunkKey::parse("", backwards), None);
+        assert_eq!(LogChunkKey::parse("n1", &snap(1).key("n1")), None);
     }
 
     #[test]

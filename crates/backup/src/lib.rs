@@ -18,6 +18,7 @@
 pub mod config;
 pub mod error;
 pub mod key;
+pub mod log_ship;
 pub mod remote;
 pub mod restore;
 pub mod state;

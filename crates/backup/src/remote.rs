@@ -12,7 +12,7 @@ use object_store::{BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryC
 
 use crate::config::BackupConfig;
 use crate::error::BackupError;
-use crate::key::{tenant_dir, tenants_dir, SnapshotKey};
+use crate::key::{log_dir, tenant_dir, tenants_dir, LogChunkKey, SnapshotKey};
 
 /// How long one request may take before it is retried.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -101,6 +101,43 @@ impl Remote {
             .collect();
         snaps.sort();
         Ok(snaps)
+    }
+
+    /// Stores a chunk of the ingest log.
+    pub async fn put_log(&self, chunk: &LogChunkKey, body: Bytes) -> Result<(), BackupError> {
+        let path = ObjectPath::from(chunk.key(&self.prefix));
+        self.store.put(&path, PutPayload::from(body)).await?;
+        Ok(())
+    }
+
+    /// The bytes of a log chunk.
+    pub async fn get_log(&self, chunk: &LogChunkKey) -> Result<Bytes, BackupError> {
+        let path = ObjectPath::from(chunk.key(&self.prefix));
+        Ok(self.store.get(&path).await?.bytes().await?)
+    }
+
+    /// Deletes a log chunk (absent is fine).
+    pub async fn delete_log(&self, chunk: &LogChunkKey) -> Result<(), BackupError> {
+        let path = ObjectPath::from(chunk.key(&self.prefix));
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every log chunk with its upload time (Unix ms), in log order.
+    pub async fn log_chunks(&self) -> Result<Vec<(LogChunkKey, u64)>, BackupError> {
+        let dir = ObjectPath::from(log_dir(&self.prefix));
+        let metas: Vec<_> = self.store.list(Some(&dir)).try_collect().await?;
+        let mut chunks: Vec<(LogChunkKey, u64)> = metas
+            .iter()
+            .filter_map(|m| {
+                let k = LogChunkKey::parse(&self.prefix, m.location.as_ref())?;
+                Some((k, m.last_modified.timestamp_millis().max(0) as u64))
+            })
+            .collect();
+        chunks.sort();
+        Ok(chunks)
     }
 
     /// Every tenant with at least one object in the bucket, sorted.

@@ -1,19 +1,88 @@
-//! Restoring tenants from the bucket: pick the snapshot, download, check, install.
+//! Restoring tenants from the bucket: pick the snapshot, download, check, add the shipped
+//! webhooks, install.
 //!
 //! A snapshot is installed only after its sha256 matches its key and SQLite's
-//! `integrity_check` passes on the downloaded copy; it is written to a temp file next to the
-//! target, fsynced, and renamed over it (the tenant's stale `-wal`/`-shm` removed first, so
-//! nothing of the replaced file is replayed on top). A target already holding the wanted
-//! snapshot is skipped, which makes `--all` resumable.
+//! `integrity_check` passes on the downloaded copy. The tenant's webhooks from the shipped log
+//! (received at or before the restore time) are then inserted into the copy (those already in
+//! the snapshot are skipped by event id, as the appliers do), the copy is marked as created at
+//! the target's log position (so the target's own older records are not replayed on top) and
+//! with what it was restored from, fsynced, and renamed over the target (its stale
+//! `-wal`/`-shm` removed first). A target already restored from the same snapshot and log is
+//! skipped, which makes `--all` resumable.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use ingest::record::Record;
+use ingest::Lsn;
+use rusqlite::OptionalExtension;
 use sha2::{Digest, Sha256};
 
 use crate::error::BackupError;
 use crate::key::{pick, SnapshotKey};
+use crate::log_ship::decode_chunk;
 use crate::remote::Remote;
+
+/// The `_tenantd_meta` key naming what a restored file came from: `<sha256>:<last log LSN>`.
+pub const RESTORED_FROM_KEY: &str = "restored_from";
+
+/// The shipped ingest log, by tenant, as a restore needs it.
+#[derive(Debug, Default)]
+pub struct ShippedLog {
+    by_tenant: HashMap<String, Vec<(Lsn, Record)>>,
+    /// Chunks that could not be read (key and reason): their webhooks are not restored.
+    pub damaged: Vec<(String, String)>,
+}
+
+impl ShippedLog {
+    /// Downloads and checks every log chunk of the prefix.
+    pub async fn load(remote: &Remote) -> Result<Self, BackupError> {
+        let mut log = ShippedLog::default();
+        for (chunk, _) in remote.log_chunks().await? {
+            let body = remote.get_log(&chunk).await?;
+            match decode_chunk(&body) {
+                Ok(records) => {
+                    for (lsn, r) in records {
+                        log.by_tenant
+                            .entry(r.tenant.clone())
+                            .or_default()
+                            .push((lsn, r));
+                    }
+                }
+                Err(why) => log.damaged.push((chunk.key(remote.prefix()), why)),
+            }
+        }
+        for records in log.by_tenant.values_mut() {
+            records.sort_by_key(|(lsn, _)| *lsn);
+            records.dedup_by_key(|(lsn, _)| *lsn);
+        }
+        Ok(log)
+    }
+
+    /// `tenant`'s records received at or before `at_ms` (all without it), in log order.
+    pub fn for_tenant(&self, tenant: &str, at_ms: Option<u64>) -> Vec<(Lsn, Record)> {
+        self.by_tenant
+            .get(tenant)
+            .map(|rs| {
+                rs.iter()
+                    .filter(|(_, r)| at_ms.is_none_or(|at| r.received_at_ms <= at as i64))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// How a restored file joins its target.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Placement {
+    /// The target log's last LSN (0 for a fresh data dir or `--to`): the file counts as created
+    /// there, so records of the target's log at or below it are not applied to it.
+    pub created_lsn: Lsn,
+    /// Replace an existing different file.
+    pub force: bool,
+}
 
 /// What a restore of one tenant did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,14 +96,16 @@ pub struct Restored {
 }
 
 /// Restores `tenant` to the file `dest`: the newest snapshot at or before `at_ms` (`None`:
-/// the newest). Refuses to replace a different existing file unless `force`. The caller makes
-/// sure nothing has `dest` open (no server on that data dir).
+/// the newest) plus `log`, the tenant's shipped webhooks up to `at_ms`. Refuses to replace a
+/// different existing file unless `place.force`. The caller makes sure nothing has `dest` open
+/// (no server on that data dir).
 pub async fn restore_tenant(
     remote: &Remote,
     tenant: &str,
     at_ms: Option<u64>,
     dest: &Path,
-    force: bool,
+    log: Vec<(Lsn, Record)>,
+    place: Placement,
 ) -> Result<Restored, BackupError> {
     let snaps = remote.snapshots(tenant).await?;
     let snap = pick(&snaps, at_ms)
@@ -43,19 +114,17 @@ pub async fn restore_tenant(
             at: at_ms.map(format_ms),
         })?
         .clone();
+    let origin = format!("{}:{}", snap.sha256, log.last().map_or(0, |(l, _)| *l));
     if dest.exists() {
-        let path = dest.to_owned();
-        let held = tokio::task::spawn_blocking(move || sha256_file(&path))
-            .await
-            .map_err(|e| BackupError::Io(std::io::Error::other(e)))??;
-        if held.0 == snap.sha256 && !has_wal(dest) {
+        let done = !has_wal(dest) && restored_from(dest).ok().flatten() == Some(origin.clone());
+        if done {
             return Ok(Restored {
                 snapshot: snap,
-                bytes: held.1,
+                bytes: std::fs::metadata(dest)?.len(),
                 skipped: true,
             });
         }
-        if !force {
+        if !place.force {
             return Err(BackupError::Exists {
                 tenant: tenant.to_owned(),
                 path: dest.to_owned(),
@@ -64,10 +133,12 @@ pub async fn restore_tenant(
     }
     let body = remote.get(&snap).await?;
     let (dest2, snap2) = (dest.to_owned(), snap.clone());
-    let bytes =
-        tokio::task::spawn_blocking(move || install(&body, &snap2, &dest2, remote_key(&snap2)))
-            .await
-            .map_err(|e| BackupError::Io(std::io::Error::other(e)))??;
+    let finish = move |tmp: &Path| add_log(tmp, &log, place.created_lsn, &origin);
+    let bytes = tokio::task::spawn_blocking(move || {
+        install(&body, &snap2, &dest2, remote_key(&snap2), finish)
+    })
+    .await
+    .map_err(|e| BackupError::Io(std::io::Error::other(e)))??;
     Ok(Restored {
         snapshot: snap,
         bytes,
@@ -79,8 +150,59 @@ fn remote_key(s: &SnapshotKey) -> String {
     format!("{}@{}", s.tenant, format_ms(s.at_ms))
 }
 
-/// Unpacks `body` next to `dest`, checks it, and renames it over `dest`; returns its size.
-fn install(body: &[u8], snap: &SnapshotKey, dest: &Path, name: String) -> Result<u64, BackupError> {
+/// What a restored file came from, if it was restored.
+/// Only for a file without a WAL: it is read as immutable, so nothing (no `-wal`, no `-shm`)
+/// is created beside it.
+fn restored_from(db: &Path) -> rusqlite::Result<Option<String>> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+    let uri = format!("file:{}?immutable=1", db.display());
+    let conn = rusqlite::Connection::open_with_flags(uri, flags)?;
+    conn.query_row(
+        "SELECT value FROM _tenantd_meta WHERE key = ?1",
+        [RESTORED_FROM_KEY],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// Inserts `log` into the checked copy `tmp`, marks it created at `created_lsn` and restored
+/// from `origin`, and closes it as one file (WAL checkpointed and removed).
+fn add_log(
+    tmp: &Path,
+    log: &[(Lsn, Record)],
+    created_lsn: Lsn,
+    origin: &str,
+) -> Result<(), BackupError> {
+    let conn = rusqlite::Connection::open(tmp)?;
+    let records: Vec<(u64, Lsn, Record)> = log
+        .iter()
+        .enumerate()
+        .map(|(i, (lsn, r))| (i as u64, *lsn, r.clone()))
+        .collect();
+    // Applied as the node's appliers would (by event id, nothing twice), before the new
+    // created_lsn is written: the snapshot's own created_lsn decides what belongs to it.
+    store::inbox::insert_all(&conn, &records)?;
+    store::inbox::write_created_lsn(&conn, created_lsn)?;
+    conn.execute(
+        "INSERT OR REPLACE INTO _tenantd_meta(key, value) VALUES (?1, ?2)",
+        rusqlite::params![RESTORED_FROM_KEY, origin],
+    )?;
+    conn.close().map_err(|(_, e)| BackupError::from(e))?;
+    std::fs::File::open(tmp)?.sync_all()?;
+    Ok(())
+}
+
+/// Unpacks `body` next to `dest`, checks it, lets `finish` complete the copy, and renames it
+/// over `dest`; returns its size.
+fn install(
+    body: &[u8],
+    snap: &SnapshotKey,
+    dest: &Path,
+    name: String,
+    finish: impl FnOnce(&Path) -> Result<(), BackupError>,
+) -> Result<u64, BackupError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
@@ -88,7 +210,9 @@ fn install(body: &[u8], snap: &SnapshotKey, dest: &Path, name: String) -> Result
         snap.tenant,
         rand::random::<u64>()
     ));
-    let result = unpack_checked(body, snap, &tmp, &name).and_then(|bytes| {
+    let result = unpack_checked(body, snap, &tmp, &name).and_then(|_| {
+        finish(&tmp)?;
+        let bytes = std::fs::metadata(&tmp)?.len();
         for side in companions(dest) {
             match std::fs::remove_file(&side) {
                 Ok(()) => {}
@@ -165,23 +289,6 @@ fn has_wal(db: &Path) -> bool {
     companions(db)[0].exists()
 }
 
-/// sha256 (hex) and size of a file.
-fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut n_all = 0;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        n_all += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), n_all))
-}
-
 /// A Unix-ms time as RFC 3339 (UTC, milliseconds).
 pub fn format_ms(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
@@ -250,7 +357,7 @@ mod tests {
         let mut bad = body.clone();
         let mid = bad.len() / 2;
         bad[mid] ^= 0xff;
-        let err = install(&bad, &snap, &dest, "k".into()).unwrap_err();
+        let err = install(&bad, &snap, &dest, "k".into(), |_| Ok(())).unwrap_err();
         assert!(matches!(err, BackupError::Corrupt { .. }), "{err}");
         assert_eq!(std::fs::read(&dest).unwrap(), b"old");
         // Right bytes under a wrong checksum: refused too.
@@ -258,12 +365,12 @@ mod tests {
             sha256: "0".repeat(64),
             ..snap.clone()
         };
-        let err = install(&body, &wrong, &dest, "k".into())
+        let err = install(&body, &wrong, &dest, "k".into(), |_| Ok(()))
             .unwrap_err()
             .to_string();
         assert!(err.contains("sha256"), "{err}");
 
-        install(&body, &snap, &dest, "k".into()).unwrap();
+        install(&body, &snap, &dest, "k".into(), |_| Ok(())).unwrap();
         assert!(!companions(&dest)[0].exists(), "the stale WAL went first");
         let c = rusqlite::Connection::open(&dest).unwrap();
         assert_eq!(

@@ -47,7 +47,8 @@ impl State {
                 tenant TEXT PRIMARY KEY,
                 at_ms INTEGER NOT NULL,
                 sha256 TEXT NOT NULL,
-                bytes INTEGER NOT NULL) STRICT;",
+                bytes INTEGER NOT NULL) STRICT;
+             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;",
         )?;
         Ok(State { conn })
     }
@@ -58,6 +59,25 @@ impl State {
             "INSERT INTO uploads(tenant, at_ms, sha256, bytes) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(tenant) DO UPDATE SET at_ms = ?2, sha256 = ?3, bytes = ?4",
             params![u.tenant, u.at_ms as i64, u.sha256, u.bytes as i64],
+        )?;
+        Ok(())
+    }
+
+    /// A node-wide value (the shipped LSN), if set.
+    pub fn meta(&self, key: &str) -> Result<Option<u64>, BackupError> {
+        let v: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?;
+        Ok(v.map(|v| v as u64))
+    }
+
+    /// Sets a node-wide value.
+    pub fn set_meta(&self, key: &str, value: u64) -> Result<(), BackupError> {
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = ?2",
+            params![key, value as i64],
         )?;
         Ok(())
     }

@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use crate::config::BackupConfig;
 use crate::error::BackupError;
 use crate::key::{expired, SnapshotKey};
+use crate::log_ship::{ShipStats, Shipper};
 use crate::remote::Remote;
 use crate::state::{State, Upload};
 
@@ -78,10 +79,15 @@ struct Inner {
     pool: TenantPool,
     remote: Remote,
     cfg: BackupConfig,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     stats: BackupStats,
+    ship_stats: Arc<ShipStats>,
+    /// The ingest log's shipper, once [`Backup::ship_log`] set it up.
+    shipper: tokio::sync::Mutex<Option<Shipper>>,
     stop: Notify,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    log_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop_log: Notify,
     /// One round at a time (the loop's, and a final one at stop).
     round: tokio::sync::Mutex<()>,
 }
@@ -111,17 +117,69 @@ impl Backup {
                 pool,
                 remote,
                 cfg,
-                state: Mutex::new(state),
+                state: Arc::new(Mutex::new(state)),
                 stats: BackupStats::default(),
+                ship_stats: Arc::default(),
+                shipper: tokio::sync::Mutex::new(None),
                 stop: Notify::new(),
                 task: Mutex::new(None),
+                log_task: Mutex::new(None),
+                stop_log: Notify::new(),
                 round: tokio::sync::Mutex::new(()),
             }),
         })
     }
 
-    /// Starts the rounds: the start scan and a first round at once, then one per interval.
+    /// Ships the ingest log in `dir` too (call before [`Backup::start`]), holding its release
+    /// with `hold` (the inbox's) until records are in the bucket.
+    pub async fn ship_log(
+        &self,
+        dir: std::path::PathBuf,
+        hold: Arc<AtomicU64>,
+    ) -> Result<(), BackupError> {
+        let i = &self.inner;
+        let shipper = Shipper::new(
+            dir,
+            i.remote.clone(),
+            hold,
+            i.state.clone(),
+            i.ship_stats.clone(),
+        )?;
+        *i.shipper.lock().await = Some(shipper);
+        Ok(())
+    }
+
+    /// Ships the log now (if shipping); returns the records that went up.
+    pub async fn ship(&self) -> Result<u64, BackupError> {
+        match self.inner.shipper.lock().await.as_mut() {
+            Some(s) => s.ship().await,
+            None => Ok(0),
+        }
+    }
+
+    /// The shipper's counters.
+    pub fn ship_stats(&self) -> &ShipStats {
+        &self.inner.ship_stats
+    }
+
+    /// Starts the rounds: the start scan and a first round at once, then one per interval; and
+    /// the log's shipments every `log_interval`, if shipping.
     pub fn start(&self) {
+        let me = self.clone();
+        let log_task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(me.inner.cfg.log_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = me.inner.stop_log.notified() => return,
+                }
+                if let Err(e) = me.ship().await {
+                    tracing::warn!(error = %e, "backup: shipping the ingest log failed; retried next time");
+                }
+            }
+        });
+        *self.inner.log_task.lock() = Some(log_task);
         let me = self.clone();
         let task = tokio::spawn(async move {
             if let Err(e) = me.scan().await {
@@ -144,11 +202,21 @@ impl Backup {
     /// by `budget`.
     pub async fn stop(&self, budget: Duration) {
         self.inner.stop.notify_one();
-        let task = self.inner.task.lock().take();
-        if let Some(task) = task {
+        self.inner.stop_log.notify_one();
+        let tasks = [
+            self.inner.task.lock().take(),
+            self.inner.log_task.lock().take(),
+        ];
+        for task in tasks.into_iter().flatten() {
             let _ = task.await;
         }
-        if tokio::time::timeout(budget, self.round()).await.is_err() {
+        let last = async {
+            if let Err(e) = self.ship().await {
+                tracing::warn!(error = %e, "backup: the last log shipment failed");
+            }
+            self.round().await
+        };
+        if tokio::time::timeout(budget, last).await.is_err() {
             tracing::warn!(
                 ?budget,
                 "backup: the last round ran out of time; the rest is backed up at the next start"

@@ -29,7 +29,7 @@ mod crc32c;
 mod error;
 pub mod record;
 pub mod replay;
-mod segment;
+pub mod segment;
 mod stats;
 mod writer;
 

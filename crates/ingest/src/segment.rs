@@ -1,8 +1,9 @@
-// Segment files: `<dir>/<first LSN, 20 digits>.log`, each holding consecutive frames from its
-// first LSN on. The newest segment is the open one the writer appends to; a new one starts
-// when it passes `segment_bytes`. Creating or deleting a segment syncs the directory (in
-// `EveryBatch` mode at once, in `Interval` mode with the next sync) so the set of files is as
-// durable as their contents.
+//! Segment files: `<dir>/<first LSN, 20 digits>.log`, each holding consecutive frames from its
+//! first LSN on. The newest segment is the open one the writer appends to; a new one starts
+//! when it passes `segment_bytes`. Creating or deleting a segment syncs the directory (in
+//! `EveryBatch` mode at once, in `Interval` mode with the next sync) so the set of files is as
+//! durable as their contents. Public for readers of the log beside its writer (the backup
+//! ships the frames as they are).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;

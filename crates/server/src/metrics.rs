@@ -104,7 +104,7 @@ pub fn sample(out: &mut String, name: &str, help: &str, kind: &str, value: impl 
 }
 
 /// The backup's counters (only when a backup is configured).
-fn render_backup(out: &mut String, b: &backup::BackupStats) {
+fn render_backup(out: &mut String, b: &backup::BackupStats, s: &backup::log_ship::ShipStats) {
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let now = backup::worker::now_ms();
     let through = load(&b.backed_up_through_ms);
@@ -120,6 +120,11 @@ fn render_backup(out: &mut String, b: &backup::BackupStats) {
         ("tenantd_backup_failures_total", "Tenant snapshots that failed (retried the next round).", "counter", load(&b.failures)),
         ("tenantd_backup_rounds_total", "Backup rounds finished.", "counter", load(&b.rounds)),
         ("tenantd_backup_pending_tenants", "Changed tenants waiting for the next backup round.", "gauge", load(&b.pending)),
+        ("tenantd_backup_log_chunks_total", "Chunks of the ingest log shipped.", "counter", load(&s.chunks)),
+        ("tenantd_backup_log_records_total", "Acknowledged webhooks shipped with the log.", "counter", load(&s.records)),
+        ("tenantd_backup_log_shipped_lsn", "The last log record in the bucket.", "gauge", load(&s.shipped_lsn)),
+        ("tenantd_backup_log_failures_total", "Log shipments that failed (retried).", "counter", load(&s.failures)),
+        ("tenantd_backup_log_hold_dropped_total", "Times the unshipped log passed its cap and was released unshipped.", "counter", load(&s.hold_dropped)),
         ("tenantd_backup_lag_seconds", "Seconds since the start of the last backup round that finished without a failure (every change before it is in the bucket); 0 before the first.", "gauge", lag_s),
     ] {
         sample(out, name, help, kind, v);
@@ -220,7 +225,7 @@ pub fn render(st: &AppState) -> String {
 
     crate::ingest_metrics::render(&mut out, &st.inbox.stats());
     if let Some(b) = st.backup.get() {
-        render_backup(&mut out, b.stats());
+        render_backup(&mut out, b.stats(), b.ship_stats());
     }
     crate::process_metrics::render(&mut out);
 

@@ -126,6 +126,10 @@ pub struct BackupArgs {
     /// [default: 60s].
     #[arg(long, env = "TENANTD_BACKUP_INTERVAL", value_name = "DURATION")]
     pub backup_interval: Option<String>,
+    /// Time between shipments of the ingest log: acknowledged webhooks reach the bucket within
+    /// about this [default: 10s].
+    #[arg(long, env = "TENANTD_BACKUP_LOG_INTERVAL", value_name = "DURATION")]
+    pub backup_log_interval: Option<String>,
     /// Point-in-time window kept in the bucket [default: 7d].
     #[arg(long, env = "TENANTD_BACKUP_RETENTION", value_name = "DURATION")]
     pub backup_retention: Option<String>,
@@ -189,6 +193,7 @@ pub struct FileConfig {
     backup_endpoint: Option<String>,
     backup_region: Option<String>,
     backup_interval: Option<String>,
+    backup_log_interval: Option<String>,
     backup_retention: Option<String>,
     backup_parallel: Option<usize>,
     backup_credentials: Option<PathBuf>,
@@ -401,6 +406,13 @@ pub fn resolve_backup(
         .or(file.backup_interval.as_deref())
     {
         c.interval = parse_duration("backup_interval", v)?;
+    }
+    if let Some(v) = args
+        .backup_log_interval
+        .as_deref()
+        .or(file.backup_log_interval.as_deref())
+    {
+        c.log_interval = parse_duration("backup_log_interval", v)?;
     }
     if let Some(v) = args
         .backup_retention

@@ -122,8 +122,12 @@ impl Drop for Server {
 
 impl Server {
     fn start(data: &Path, flags: &[String]) -> Server {
+        Self::start_with(data, flags, &["--backup-interval", "200ms"])
+    }
+
+    fn start_with(data: &Path, flags: &[String], more: &[&str]) -> Server {
         let mut extra: Vec<&str> = flags.iter().map(String::as_str).collect();
-        extra.extend(["--backup-interval", "200ms"]);
+        extra.extend(more);
         let (child, url) = common::spawn_serve(data, &extra);
         let token = std::fs::read_to_string(data.join("admin.token"))
             .unwrap()
@@ -493,6 +497,51 @@ async fn point_in_time_damage_and_an_outage() {
         expected("initech", 3, 0)
     );
     drop(moto);
+}
+
+#[tokio::test]
+async fn webhooks_reach_the_bucket_with_the_log_between_snapshots_and_survive_kill_9() {
+    let Some(moto) = moto(None).await else { return };
+    let work = tempfile::tempdir().unwrap();
+    let flags = backup_flags(&moto, work.path());
+    let data = work.path().join("data");
+    let srv = Server::start(&data, &flags);
+    for t in TENANTS {
+        srv.create(t).await;
+    }
+    let seen = work.path().join("seen");
+    wait_in_bucket(&flags, &seen, |t| expected(t, 0, 0)).await;
+    srv.stop();
+
+    // Snapshots now once an hour: only the shipped log can carry the webhooks.
+    let slow = ["--backup-interval", "1h", "--backup-log-interval", "100ms"];
+    let srv = Server::start_with(&data, &flags, &slow);
+    for i in 0..10 {
+        for t in TENANTS {
+            srv.webhook(t, &format!("{t}-hook-{i}")).await;
+        }
+    }
+    wait_in_bucket(&flags, &seen, |t| expected(t, 10, 0)).await;
+    assert!(srv.metric("tenantd_backup_log_records_total").await >= 30);
+    let snapshots = srv.metric("tenantd_backup_uploads_total").await;
+
+    // kill -9: no last round. The data dir is lost; the bucket has every acknowledged webhook.
+    let mut srv = srv;
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+    std::fs::remove_dir_all(&data).unwrap();
+    let (ok, out) = restore(&flags, &["--all", "--data", data.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    for t in TENANTS {
+        let db = store::layout::tenant_path(&data, &store::TenantId::parse(t).unwrap());
+        assert_eq!(
+            contents(&db),
+            expected(t, 10, 0),
+            "{t}: snapshots uploaded: {snapshots}"
+        );
+    }
+    let (ok, out) = restore(&flags, &["--all", "--data", data.to_str().unwrap()]);
+    assert!(ok && out.matches("already in place").count() == 3, "{out}");
 }
 
 /// Bytes that are not a compressed snapshot.

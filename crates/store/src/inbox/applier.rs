@@ -188,18 +188,23 @@ async fn catalog_step(inner: &Arc<Inner>) -> Result<(), InboxError> {
 pub(super) async fn checkpoint(inner: &Arc<Inner>) -> Result<(), InboxError> {
     let last = inner.log.stats().last_lsn;
     let upto = inner.backlog.released_upto(last);
-    let applied = inner.catalog.meta(APPLIED_LSN)?.unwrap_or(0);
-    if upto <= applied as u64 {
+    let applied = inner.catalog.meta(APPLIED_LSN)?.unwrap_or(0) as u64;
+    // The backup may hold segments back until it has shipped them.
+    let held = inner.release_hold.load(Ordering::Acquire);
+    let first_held = inner.log.segments().get(1).map(|next| next - 1);
+    if upto <= applied && first_held.is_none_or(|end| end > upto.min(held)) {
         return Ok(());
     }
     let inner2 = inner.clone();
     tokio::task::spawn_blocking(move || -> Result<(), InboxError> {
-        crate::sys::sync_filesystem(&inner2.cfg.data_dir).map_err(StoreError::Io)?;
-        let value = i64::try_from(upto).unwrap_or(i64::MAX);
-        inner2.catalog.set_meta_durably(APPLIED_LSN, value)?;
+        if upto > applied {
+            crate::sys::sync_filesystem(&inner2.cfg.data_dir).map_err(StoreError::Io)?;
+            let value = i64::try_from(upto).unwrap_or(i64::MAX);
+            inner2.catalog.set_meta_durably(APPLIED_LSN, value)?;
+        }
         inner2
             .log
-            .release(upto)
+            .release(upto.min(held))
             .map_err(InboxError::from_log)
             .map(drop)
     })

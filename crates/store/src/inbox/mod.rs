@@ -28,7 +28,7 @@ use ingest::{Log, Lsn, Record};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-pub use apply::{apply_pending, write_created_lsn, CREATED_LSN_KEY};
+pub use apply::{apply_pending, insert_all, write_created_lsn, CREATED_LSN_KEY};
 pub use backlog::{Backlog, BacklogStats, Caps, Outcome, Stuck};
 pub use error::InboxError;
 pub use start::StartReport;
@@ -196,6 +196,9 @@ struct Inner {
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     counters: Counters,
     report: Mutex<StartReport>,
+    /// Log segments are released only up to this LSN (`u64::MAX`: no hold): the backup's
+    /// shipped position, so no record leaves the disk before it is in the bucket.
+    release_hold: Arc<AtomicU64>,
 }
 
 impl Inbox {
@@ -207,6 +210,18 @@ impl Inbox {
     /// The node catalog.
     pub fn catalog(&self) -> &Catalog {
         &self.inner.catalog
+    }
+
+    /// The log directory (`<data>/log`).
+    pub fn log_dir(&self) -> PathBuf {
+        self.inner.cfg.data_dir.join(LOG_DIR)
+    }
+
+    /// The hold on log release: segments go only once every record in them is at or below
+    /// the value (the backup stores its shipped LSN here; `u64::MAX`, the start value, holds
+    /// nothing back).
+    pub fn release_hold(&self) -> Arc<AtomicU64> {
+        self.inner.release_hold.clone()
     }
 
     /// The tenant pool the inbox applies into.

@@ -7,7 +7,7 @@
 //! in `crash` mode an acknowledged tail of the log can be lost in a power cut, and its event ids
 //! must never name other events later.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -111,6 +111,7 @@ impl Inbox {
             task: Mutex::new(None),
             counters: Default::default(),
             report: Mutex::new(StartReport::default()),
+            release_hold: Arc::new(AtomicU64::new(u64::MAX)),
         });
         let inbox = Inbox { inner };
         for entry in replay.records {
