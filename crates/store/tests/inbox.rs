@@ -298,3 +298,47 @@ async fn a_redelivery_after_the_dedupe_window_is_stored_as_a_new_event() {
     assert_eq!(got, [(first, Some("d1".into())), (second, None)]);
     stop(pool, inbox).await;
 }
+
+/// The log keeps every segment the backup has not shipped (the release hold), and lets them go
+/// once the hold moves past them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_hold_keeps_unshipped_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pcfg = PoolConfig::new(dir.path());
+    pcfg.durability = Durability::Crash;
+    let pool = TenantPool::open(pcfg).unwrap();
+    let mut cfg = InboxConfig::new(dir.path(), Durability::Crash);
+    cfg.apply_delay = Duration::from_secs(3600);
+    cfg.checkpoint_interval = Duration::from_secs(3600);
+    cfg.segment_bytes = 512; // a few records per segment
+    let inbox = Inbox::open(pool.clone(), cfg).await.unwrap();
+    let hold = inbox.release_hold();
+    hold.store(0, std::sync::atomic::Ordering::Release);
+    create(&pool, &inbox, "a").await;
+    for i in 0..20 {
+        post(
+            &inbox,
+            "a",
+            &format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(100)),
+            None,
+        )
+        .await;
+    }
+    assert!(
+        inbox.drain(Duration::from_secs(10)).await,
+        "everything applied"
+    );
+    let segments = |dir: &Path| {
+        ingest::segment::list_segments(&dir.join("log"))
+            .unwrap()
+            .len()
+    };
+    let before = segments(dir.path());
+    assert!(before > 3, "{before} segments");
+    inbox.checkpoint().await.unwrap();
+    assert_eq!(segments(dir.path()), before, "held: nothing released");
+    hold.store(u64::MAX, std::sync::atomic::Ordering::Release);
+    inbox.checkpoint().await.unwrap();
+    assert_eq!(segments(dir.path()), 1, "released up to the open segment");
+    stop(pool, inbox).await;
+}
