@@ -131,7 +131,7 @@ def analyse(samples, move_start, move_end):
 # The nodes' info log lines (--log-format json) that mark a move's steps, in order.
 MOVE_STEPS = [
     ("fenced", "tenant fenced for a move"),  # source
-    ("snapshot", "snapshot taken for a move"),  # source: backlog applied, VACUUM INTO, hashed
+    ("snapshot", "snapshot taken for a move"),  # source: backlog applied, online backup, hashed
     ("imported", "tenant imported"),  # target: received, hashed, fsynced, checked, cataloged
     ("committed", "tenant moved away"),  # source: fence checked, file retired
 ]
