@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 mod common;
+#[path = "common/token.rs"]
+mod token_cmd;
 
 use common::tenantd;
 
@@ -85,6 +87,15 @@ impl Moto {
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+}
+
+/// A moto server with its bucket, a work dir, the backup flags, and the data dir to use.
+async fn setup() -> Option<(Moto, tempfile::TempDir, Vec<String>, std::path::PathBuf)> {
+    let moto = moto(None).await?;
+    let work = tempfile::tempdir().unwrap();
+    let flags = backup_flags(&moto, work.path());
+    let data = work.path().join("data");
+    Some((moto, work, flags, data))
 }
 
 /// The backup flags for `moto`, with the credentials in a file under `dir`.
@@ -207,23 +218,7 @@ impl Server {
 }
 
 fn sql_token(data: &Path, t: &str) -> String {
-    let out = tenantd()
-        .args(["token", "create", "--tenant", t, "--data"])
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned()
+    token_cmd::create(data, &["--tenant", t])
 }
 
 /// `tenantd restore ARGS` with the backup flags; (success, stdout + stderr).
@@ -314,10 +309,9 @@ fn expected(t: &str, hooks: usize, rows: usize) -> (Vec<String>, Vec<String>) {
 
 #[tokio::test]
 async fn a_destroyed_node_comes_back_from_the_bucket_with_every_acknowledged_write_once() {
-    let Some(moto) = moto(None).await else { return };
-    let work = tempfile::tempdir().unwrap();
-    let flags = backup_flags(&moto, work.path());
-    let data = work.path().join("data");
+    let Some((_moto, work, flags, data)) = setup().await else {
+        return;
+    };
     let srv = Server::start(&data, &flags);
     for t in TENANTS {
         srv.create(t).await;
@@ -501,10 +495,9 @@ async fn point_in_time_damage_and_an_outage() {
 
 #[tokio::test]
 async fn webhooks_reach_the_bucket_with_the_log_between_snapshots_and_survive_kill_9() {
-    let Some(moto) = moto(None).await else { return };
-    let work = tempfile::tempdir().unwrap();
-    let flags = backup_flags(&moto, work.path());
-    let data = work.path().join("data");
+    let Some((_moto, work, flags, data)) = setup().await else {
+        return;
+    };
     let srv = Server::start(&data, &flags);
     for t in TENANTS {
         srv.create(t).await;

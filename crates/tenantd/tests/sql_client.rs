@@ -13,6 +13,8 @@ use std::process::{Child, Command};
 use serde_json::{json, Value};
 
 mod common;
+#[path = "common/token.rs"]
+mod token_cmd;
 
 use common::tenantd;
 
@@ -47,22 +49,9 @@ async fn serve() -> Server {
     srv
 }
 
-/// `tenantd token create` with `args`; returns the last line of stdout.
+/// `tenantd token create` with `args`; returns the token.
 fn token(data: &Path, args: &[&str]) -> String {
-    let out = tenantd()
-        .args(["token", "create"])
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    stdout.lines().last().unwrap().to_owned()
+    token_cmd::create(data, args)
 }
 
 #[tokio::test]
