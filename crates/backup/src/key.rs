@@ -126,6 +126,24 @@ pub fn expired(snaps: &[SnapshotKey], now_ms: u64, window: Duration) -> Vec<&Sna
     old
 }
 
+/// The log chunks retention removes at `now_ms`: uploaded before the window and `margin` more
+/// (every record in them was applied and snapshotted long before; a restore at the window's
+/// start uses a snapshot at least that new). `chunks` carry their upload time.
+pub fn expired_log(
+    chunks: &[(LogChunkKey, u64)],
+    now_ms: u64,
+    window: Duration,
+    margin: Duration,
+) -> Vec<LogChunkKey> {
+    let keep = window.saturating_add(margin);
+    let cutoff = now_ms.saturating_sub(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX));
+    chunks
+        .iter()
+        .filter(|(_, at)| *at < cutoff)
+        .map(|(c, _)| *c)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +200,15 @@ mod tests {
         let backwards = "log/00000000000000000009-00000000000000000008.log.zst";
         assert_eq!(LogChunkKey::parse("", backwards), None);
         assert_eq!(LogChunkKey::parse("n1", &snap(1).key("n1")), None);
+    }
+
+    #[test]
+    fn old_log_chunks_expire_after_the_window_and_margin() {
+        let c = |first| LogChunkKey { first, last: first };
+        let chunks = vec![(c(1), 100), (c(2), 700), (c(3), 900)];
+        let (w, m) = (Duration::from_millis(200), Duration::from_millis(100));
+        assert_eq!(expired_log(&chunks, 1_000, w, m), vec![c(1)]);
+        assert!(expired_log(&chunks, 300, w, m).is_empty());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 
 use crate::config::BackupConfig;
 use crate::error::BackupError;
-use crate::key::{expired, SnapshotKey};
+use crate::key::{expired, expired_log, SnapshotKey};
 use crate::log_ship::{ShipStats, Shipper};
 use crate::remote::Remote;
 use crate::state::{State, Upload};
@@ -33,6 +33,10 @@ use crate::state::{State, Upload};
 pub const TMP_DIR: &str = "backup-tmp";
 /// zstd level: fast, and SQLite pages compress well at it.
 const ZSTD_LEVEL: i32 = 3;
+/// How often old log chunks are looked for.
+const LOG_RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// Log chunks are kept this long past the retention window.
+const LOG_RETENTION_MARGIN: Duration = Duration::from_secs(24 * 3600);
 /// Tenants listed per page by the start scan.
 const SCAN_PAGE: usize = 1000;
 
@@ -88,6 +92,8 @@ struct Inner {
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     log_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     stop_log: Notify,
+    /// When log retention last ran (Unix ms; 0: not yet).
+    log_expired_at: AtomicU64,
     /// One round at a time (the loop's, and a final one at stop).
     round: tokio::sync::Mutex<()>,
 }
@@ -125,6 +131,7 @@ impl Backup {
                 task: Mutex::new(None),
                 log_task: Mutex::new(None),
                 stop_log: Notify::new(),
+                log_expired_at: AtomicU64::new(0),
                 round: tokio::sync::Mutex::new(()),
             }),
         })
@@ -250,6 +257,7 @@ impl Backup {
         let started = now_ms();
         let ids = changes.take();
         let mut report = RoundReport::default();
+        self.inner.expire_log_now_and_then().await;
         let mut done = futures_util::stream::iter(ids)
             .map(|id| {
                 let inner = self.inner.clone();
@@ -367,6 +375,31 @@ impl Inner {
             tracing::warn!(tenant = %id, error = %e, "backup retention failed; retried after the next upload");
         }
         Ok(Outcome::Uploaded)
+    }
+
+    /// Once per [`LOG_RETENTION_EVERY`]: removes log chunks older than the window and a day.
+    async fn expire_log_now_and_then(&self) {
+        let now = now_ms();
+        let last = self.log_expired_at.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < LOG_RETENTION_EVERY.as_millis() as u64 {
+            return;
+        }
+        self.log_expired_at.store(now, Ordering::Relaxed);
+        let run = async {
+            let chunks = self.remote.log_chunks().await?;
+            let gone = expired_log(&chunks, now, self.cfg.retention, LOG_RETENTION_MARGIN);
+            for c in &gone {
+                self.remote.delete_log(c).await?;
+            }
+            Ok::<_, BackupError>(gone.len())
+        };
+        match run.await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(chunks = n, "backup: old log chunks removed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "backup: log retention failed; tried again in an hour")
+            }
+        }
     }
 
     /// Removes `tenant`'s snapshots that fell out of the retention window.

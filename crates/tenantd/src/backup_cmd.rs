@@ -303,6 +303,12 @@ fn status(place: &Place, verbose: bool) -> anyhow::Result<()> {
             format_ms(old)
         );
     }
+    let shipped = state.meta(backup::log_ship::SHIPPED_KEY)?.unwrap_or(0);
+    let logged = backup::log_ship::last_lsn(&data.join(store::inbox::LOG_DIR))?;
+    println!(
+        "ingest log: shipped up to LSN {shipped}; on disk up to {logged} ({} records not shipped)",
+        logged.saturating_sub(shipped)
+    );
     if verbose {
         for id in &waiting {
             println!("  waiting: {id}");

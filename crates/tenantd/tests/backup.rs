@@ -516,6 +516,18 @@ async fn webhooks_reach_the_bucket_with_the_log_between_snapshots_and_survive_ki
     }
     wait_in_bucket(&flags, &seen, |t| expected(t, 10, 0)).await;
     assert!(srv.metric("tenantd_backup_log_records_total").await >= 30);
+    let out = tenantd()
+        .args(["backup", "status", "--data", data.to_str().unwrap()])
+        .args(&flags)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{status}");
+    assert!(
+        status.contains("tenants here: 3; with an upload: 3"),
+        "{status}"
+    );
+    assert!(status.contains("(0 records not shipped)"), "{status}");
     let snapshots = srv.metric("tenantd_backup_uploads_total").await;
 
     // kill -9: no last round. The data dir is lost; the bucket has every acknowledged webhook.
