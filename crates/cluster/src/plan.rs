@@ -137,5 +137,71 @@ pub fn apply(table: &SlotTable, moves: &[Move]) -> SlotTable {
     SlotTable::from_file(&f).expect("a table with reassigned slots stays complete")
 }
 
+/// A node's load by one measure (slots, tenants or bytes), now and after a plan, against its
+/// weighted share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Load {
+    /// The node.
+    pub node: String,
+    /// Its load now.
+    pub now: u64,
+    /// Its load once the plan ran.
+    pub after: u64,
+    /// Its weighted share of the total.
+    pub target: f64,
+}
+
+impl Load {
+    /// True when the load after the plan is within `tolerance` of the share (and one
+    /// `unit` of slack: the costliest slot, since a slot is what moves).
+    pub fn balanced(&self, tolerance: f64, unit: u64) -> bool {
+        (self.after as f64 - self.target).abs() <= self.target * tolerance + unit as f64
+    }
+}
+
+/// Each node's load by `costs` (per slot) now and after `moves`, and its weighted share.
+/// Nodes are those of `weights` and of the table, in name order.
+pub fn loads(
+    table: &SlotTable,
+    weights: &[(String, u32)],
+    moves: &[Move],
+    costs: &[u64],
+) -> Vec<Load> {
+    let mut now: BTreeMap<String, u64> = weights.iter().map(|(n, _)| (n.clone(), 0)).collect();
+    let mut owner: Vec<String> = (0..SLOTS)
+        .map(|s| table.slot_owner(s).to_string())
+        .collect();
+    for (s, o) in owner.iter().enumerate() {
+        *now.entry(o.clone()).or_default() += costs.get(s).copied().unwrap_or(0);
+    }
+    for m in moves {
+        owner[usize::from(m.slot)] = m.to.clone();
+    }
+    let mut after: BTreeMap<String, u64> = now.keys().map(|n| (n.clone(), 0)).collect();
+    for (s, o) in owner.iter().enumerate() {
+        *after.entry(o.clone()).or_default() += costs.get(s).copied().unwrap_or(0);
+    }
+    let total: u64 = costs.iter().sum();
+    let total_w: u64 = weights.iter().map(|(_, w)| u64::from(*w)).sum();
+    now.iter()
+        .map(|(node, n)| {
+            let w = weights
+                .iter()
+                .find(|(m, _)| m == node)
+                .map_or(0, |(_, w)| *w);
+            Load {
+                node: node.clone(),
+                now: *n,
+                after: after[node],
+                target: if total_w == 0 {
+                    0.0
+                } else {
+                    total as f64 * f64::from(w) / total_w as f64
+                },
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

@@ -396,6 +396,26 @@ impl Ctx {
         })
     }
 
+    /// Per slot, the tenants and the bytes on disk in it, summed over every node of the file.
+    /// Errors: a node not answering (named).
+    pub async fn slot_costs(&self) -> anyhow::Result<(Vec<u64>, Vec<u64>)> {
+        let n = usize::from(cluster::slot::SLOTS);
+        let (mut tenants, mut bytes) = (vec![0u64; n], vec![0u64; n]);
+        for node in &self.c.nodes {
+            let v = self.slots(node, false).await?;
+            for (slot, s) in v["slots"].as_object().into_iter().flatten() {
+                let Ok(i) = slot.parse::<usize>() else {
+                    continue;
+                };
+                if i < n {
+                    tenants[i] += s["tenants"].as_u64().unwrap_or(0);
+                    bytes[i] += s["bytes"].as_u64().unwrap_or(0);
+                }
+            }
+        }
+        Ok((tenants, bytes))
+    }
+
     /// Per slot, the tenants `node` holds (its `GET /admin/slots?ids=true`, from its catalog).
     pub async fn slot_ids(&self, node: &Node) -> anyhow::Result<BTreeMap<u16, Vec<TenantId>>> {
         let v = self.slots(node, true).await?;

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use cluster::handover::{self, Journal, SlotMove};
-use cluster::plan::plan;
+use cluster::plan::{loads, plan, Move};
 use cluster::slot::{slot_of, SLOTS};
 use cluster::table::SlotTable;
 use futures_util::StreamExt as _;
@@ -281,6 +281,44 @@ pub async fn move_slot(ctx: &Ctx, slot: u16, to: &str, parallel: usize) -> anyho
 /// `tenantd cluster rebalance`: finishes any journaled slot moves, plans the fewest slot moves
 /// that bring every node within `tolerance` of its weighted share of the slots (tenants and
 /// bytes follow the hash; docs/CLUSTER.md), and runs them.
+/// Prints each node's tenants and bytes now and after `moves`, and warns when the slot plan
+/// leaves a node far from its share by either (off by more than [`SKEW`], or the tolerance if
+/// larger: hashing spreads small counts unevenly, so only a gross skew is worth a line). The
+/// plan moves slots, so data skewed within slots (a few big tenants) stays where it is.
+/// How far from its share (a fraction) a node may end before the rebalance warns.
+const SKEW: f64 = 0.5;
+
+fn report_balance(
+    table: &SlotTable,
+    weights: &[(String, u32)],
+    moves: &[Move],
+    tenants: &[u64],
+    bytes: &[u64],
+    tolerance: f64,
+) {
+    let by_tenants = loads(table, weights, moves, tenants);
+    let by_bytes = loads(table, weights, moves, bytes);
+    for (t, b) in by_tenants.iter().zip(&by_bytes) {
+        println!(
+            "{}: tenants {} -> {} (share {:.0}), bytes {} -> {} (share {:.0})",
+            t.node, t.now, t.after, t.target, b.now, b.after, b.target
+        );
+    }
+    for (what, l, costs) in [
+        ("tenants", &by_tenants, tenants),
+        ("bytes", &by_bytes, bytes),
+    ] {
+        let unit = costs.iter().copied().max().unwrap_or(0);
+        for x in l.iter().filter(|x| !x.balanced(tolerance.max(SKEW), unit)) {
+            println!(
+                "warning: after the plan {} holds {} {what} against a share of {:.0}: the data \
+                 is skewed within slots; move its largest tenants with `tenantd cluster move`",
+                x.node, x.after, x.target
+            );
+        }
+    }
+}
+
 pub async fn rebalance(
     ctx: &Ctx,
     tolerance: f64,
@@ -308,6 +346,17 @@ pub async fn rebalance(
     }
     for ((from, to), n) in &per_pair {
         println!("{from} -> {to}: {n} slots");
+    }
+    match ctx.slot_costs().await {
+        Ok((tenants, bytes)) => report_balance(
+            &table,
+            &ctx.c.weights(),
+            &moves,
+            &tenants,
+            &bytes,
+            tolerance,
+        ),
+        Err(e) => println!("tenants and bytes per node unknown ({e:#}): the plan balances slots"),
     }
     if dry_run {
         for m in &moves {

@@ -697,6 +697,11 @@ async fn three_nodes_behind_haproxy_route_move_survive_and_rebalance() {
     c.cli_ok(&["push"]);
     let plan = c.cli_ok(&["rebalance", "--dry-run"]);
     assert!(plan.contains("-> node4"), "{plan}");
+    assert!(plan.contains("node4: tenants 0 -> "), "{plan}");
+    assert!(
+        !plan.contains("warning"),
+        "hashing spreads 300 tenants well enough: {plan}"
+    );
     let out = c.cli_ok(&["rebalance", "--parallel", "4"]);
     assert!(out.contains("rebalanced"), "{out}");
     let table = c.table();

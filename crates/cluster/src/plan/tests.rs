@@ -118,3 +118,24 @@ fn regression_planner_stopped_while_a_small_node_was_outside_its_band() {
         after.slot_counts()
     );
 }
+
+#[test]
+fn loads_follow_the_plan_and_name_the_skew() {
+    let t = SlotTable::even(&nodes(&[1, 1, 1]), 1).unwrap();
+    let mut w = nodes(&[1, 1, 1]);
+    w.push(("node4".into(), 1));
+    let moves = plan(&t, &w, None, DEFAULT_TOLERANCE).unwrap();
+    // Tenants spread evenly, one per slot: the slot plan balances them too.
+    let even = vec![1u64; usize::from(SLOTS)];
+    let l = loads(&t, &w, &moves, &even);
+    assert_eq!(l.iter().map(|x| x.now).sum::<u64>(), u64::from(SLOTS));
+    assert_eq!(l.iter().find(|x| x.node == "node4").unwrap().now, 0);
+    assert!(l.iter().all(|x| x.balanced(DEFAULT_TOLERANCE, 1)), "{l:?}");
+    // All bytes in one slot that stays on node1: balanced by slots, not by bytes.
+    let mut skew = vec![0u64; usize::from(SLOTS)];
+    skew[0] = 1_000_000;
+    let l = loads(&t, &w, &moves, &skew);
+    let node1 = l.iter().find(|x| x.node == "node1").unwrap();
+    assert_eq!((node1.now, node1.after), (1_000_000, 1_000_000));
+    assert!(!node1.balanced(DEFAULT_TOLERANCE, 0));
+}
