@@ -549,6 +549,159 @@ async fn webhooks_reach_the_bucket_with_the_log_between_snapshots_and_survive_ki
     assert!(ok && out.matches("already in place").count() == 3, "{out}");
 }
 
+/// A proxy in front of moto that answers the first `refuse` connections with
+/// `503 Slow Down` after `delay` (as S3 does under load), then passes everything through;
+/// with `stall_puts`, a connection whose request is a PUT is held without an answer instead
+/// (counted). Returns its port and the count of refused (or stalled) connections.
+async fn flaky_proxy(
+    to: u16,
+    refuse: usize,
+    delay: Duration,
+    stall_puts: bool,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let refused = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = refused.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let count = count.clone();
+            tokio::spawn(async move {
+                if stall_puts {
+                    let mut head = [0u8; 3];
+                    if client.peek(&mut head).await.is_ok() && &head == b"PUT" {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let mut sink = Vec::new();
+                        let _ = client.read_to_end(&mut sink).await; // until the client dies
+                        return;
+                    }
+                } else if count.fetch_add(1, Ordering::SeqCst) < refuse {
+                    let mut buf = [0u8; 4096];
+                    let _ = client.read(&mut buf).await;
+                    tokio::time::sleep(delay).await;
+                    let body = "<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>";
+                    let resp = format!(
+                        "HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = client.write_all(resp.as_bytes()).await;
+                    return;
+                }
+                if !stall_puts {
+                    count.fetch_sub(1, Ordering::SeqCst);
+                }
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (port, refused)
+}
+
+// Multi-threaded: the proxy runs in this runtime while the test blocks on `tenantd restore`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_erroring_responses_are_retried_within_a_round() {
+    let Some((moto, work, _, data)) = setup().await else {
+        return;
+    };
+    let (port, refused) = flaky_proxy(moto.port, 3, Duration::from_millis(300), false).await;
+    let proxied = Moto {
+        child: Command::new("true").spawn().unwrap(),
+        port,
+    };
+    let flags = backup_flags(&proxied, work.path());
+    let srv = Server::start(&data, &flags);
+    srv.create("acme").await;
+    srv.webhook("acme", "acme-hook-0").await;
+    let deadline = Instant::now() + CAUGHT_UP;
+    while srv.metric("tenantd_backup_uploads_total").await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "never uploaded through the flaky store"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refusals = refused.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(refusals >= 3, "the proxy refused {refusals} connections");
+    assert_eq!(
+        srv.metric("tenantd_backup_failures_total").await,
+        0,
+        "the client's retries absorbed every 503"
+    );
+    let out = work.path().join("out");
+    let (ok, text) = restore(&flags, &["acme", "--to", out.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        contents(&out.join("acme.db")).0,
+        vec!["acme-hook-0".to_owned()]
+    );
+}
+
+// Multi-threaded: the proxy runs in this runtime while the test blocks on `tenantd restore`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_upload_leaves_nothing_half_listed_and_resumes() {
+    let Some((moto, work, direct, data)) = setup().await else {
+        return;
+    };
+    let (port, stalled) = flaky_proxy(moto.port, 0, Duration::ZERO, true).await;
+    let proxied = Moto {
+        child: Command::new("true").spawn().unwrap(),
+        port,
+    };
+    let flags = backup_flags(&proxied, work.path());
+    let mut srv = Server::start(&data, &flags);
+    srv.create("acme").await;
+    srv.webhook("acme", "acme-hook-0").await;
+    let deadline = Instant::now() + CAUGHT_UP;
+    while stalled.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no upload started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    srv.child.kill().unwrap(); // kill -9 with a PUT in flight
+    srv.child.wait().unwrap();
+    drop(srv);
+    let (ok, text) = restore(
+        &direct,
+        &["--all", "--to", work.path().join("x").to_str().unwrap()],
+    );
+    assert!(
+        !ok && text.contains("holds no tenant"),
+        "nothing half-listed: {text}"
+    );
+
+    // Restarted against the store itself: the start scan finds acme never uploaded.
+    let srv = Server::start(&data, &direct);
+    let out = work.path().join("out");
+    wait_until_restored(&direct, &out, "acme", &["acme-hook-0"]).await;
+    assert_eq!(srv.metric("tenantd_backup_failures_total").await, 0);
+    let leftovers = std::fs::read_dir(data.join(backup::worker::TMP_DIR))
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 0, "the killed run's temp snapshot is gone");
+}
+
+/// Restores `tenant` into `dir` until it holds exactly `markers`, or panics at the deadline.
+async fn wait_until_restored(flags: &[String], dir: &Path, tenant: &str, markers: &[&str]) {
+    let want: Vec<String> = markers.iter().map(|m| m.to_string()).collect();
+    let deadline = Instant::now() + CAUGHT_UP;
+    loop {
+        let (ok, out) = restore(flags, &[tenant, "--force", "--to", dir.to_str().unwrap()]);
+        if ok && contents(&dir.join(format!("{tenant}.db"))).0 == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never restored: {out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Bytes that are not a compressed snapshot.
 fn zstd_garbage() -> Vec<u8> {
     b"bit rot: this was a snapshot once".to_vec()
