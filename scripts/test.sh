@@ -19,7 +19,7 @@ if ! command -v haproxy >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >
 fi
 # The backup tests talk to a real S3 API: moto's server, from PyPI (pinned). Installed when
 # missing; as root (CI) the tests then fail instead of skipping if it is unavailable.
-if ! command -v moto_server >/dev/null; then
+if ! python3 -m moto.server --help >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.1' || true
 fi
 if [ "$(id -u)" = 0 ]; then export TENANTD_REQUIRE_MOTO=1; fi

@@ -1,6 +1,7 @@
 //! Continuous backup against a real S3 API: a moto server (PyPI `moto[server]`, installed by
-//! `scripts/test.sh`) started on a free port. Without `moto_server` on PATH the tests skip with
-//! a note, unless `TENANTD_REQUIRE_MOTO=1` (set by `scripts/test.sh` as root, i.e. in CI).
+//! `scripts/test.sh`, run as `python3 -m moto.server`) started on a free port. Without it the
+//! tests skip with a note, unless `TENANTD_REQUIRE_MOTO=1` (set by `scripts/test.sh` as root,
+//! i.e. in CI).
 //!
 //! Checked: every acknowledged webhook and committed SQL row is in the bucket, and after the
 //! data dir is destroyed `tenantd restore --all` brings every tenant back exactly once and a
@@ -50,26 +51,34 @@ fn free_port() -> u16 {
 
 /// A moto server with an empty bucket, or `None` (skip) when moto is not installed here.
 async fn moto(port: Option<u16>) -> Option<Moto> {
-    let found = Command::new("moto_server")
-        .arg("--help")
+    // `python3 -m moto.server`, not the `moto_server` script: no PATH or shim to depend on.
+    let found = Command::new("python3")
+        .args(["-m", "moto.server", "--help"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    if found.is_err() {
+    if !found.is_ok_and(|s| s.success()) {
         assert!(
             std::env::var("TENANTD_REQUIRE_MOTO").as_deref() != Ok("1"),
-            "moto_server is required (pip install 'moto[server]')"
+            "moto's server is required (python3 -m pip install 'moto[server]')"
         );
-        eprintln!("skipped: moto_server not installed (pip install 'moto[server]')");
+        eprintln!("skipped: moto's server not installed (python3 -m pip install 'moto[server]')");
         return None;
     }
     let port = port.unwrap_or_else(free_port);
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("moto_server starts");
+        .expect("moto's server starts");
     let moto = Moto { child, port };
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
