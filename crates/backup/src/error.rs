@@ -19,6 +19,14 @@ pub enum BackupError {
         /// The requested time, as given.
         at: Option<String>,
     },
+    /// The tenant was deleted or moved away at that time (its newest entry is a tombstone).
+    #[error("tenant {tenant} was deleted or moved away at {at}: restore --at an earlier time to get it back")]
+    Gone {
+        /// The tenant.
+        tenant: String,
+        /// When (RFC 3339).
+        at: String,
+    },
     /// A downloaded snapshot does not match its checksum, or is not a sound SQLite file.
     #[error("backup object {key} is damaged: {why}; it was not installed")]
     Corrupt {

@@ -13,7 +13,11 @@ pub const LOG: &str = "log";
 const LOG_SUFFIX: &str = ".log.zst";
 const SUFFIX: &str = ".db.zst";
 
-/// One snapshot object, as named by its key.
+/// The `sha256` of a tombstone: the tenant was deleted or moved away at `at_ms` (an empty
+/// object, so a restore of the node does not bring it back).
+pub const GONE: &str = "gone";
+
+/// One snapshot object (or tombstone), as named by its key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SnapshotKey {
     /// When it was taken, Unix ms.
@@ -49,12 +53,27 @@ impl SnapshotKey {
         )
     }
 
+    /// A tombstone for `tenant` at `at_ms`.
+    pub fn gone(tenant: &str, at_ms: u64) -> Self {
+        SnapshotKey {
+            at_ms,
+            tenant: tenant.to_owned(),
+            sha256: GONE.to_owned(),
+        }
+    }
+
+    /// True for a tombstone.
+    pub fn is_gone(&self) -> bool {
+        self.sha256 == GONE
+    }
+
     /// Reads a key back; `None` for anything that is not a snapshot key under `prefix`.
     pub fn parse(prefix: &str, key: &str) -> Option<Self> {
         let rest = key.strip_prefix(&tenants_dir(prefix))?.strip_prefix('/')?;
         let (tenant, name) = rest.split_once('/')?;
         let (ms, sha) = name.strip_suffix(SUFFIX)?.split_once('-')?;
-        let valid_sha = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+        let valid_sha =
+            sha == GONE || (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()));
         if tenant.is_empty() || ms.len() != 16 || !valid_sha {
             return None;
         }
@@ -182,6 +201,10 @@ mod tests {
             assert_eq!(SnapshotKey::parse("", bad), None, "{bad}");
         }
         assert_eq!(SnapshotKey::parse("p", &s.key("q")), None, "another prefix");
+        let tomb = SnapshotKey::gone("acme", 42);
+        assert!(tomb.key("").ends_with("0000000000000042-gone.db.zst"));
+        assert_eq!(SnapshotKey::parse("", &tomb.key("")), Some(tomb.clone()));
+        assert!(tomb.is_gone() && !s.is_gone());
     }
 
     #[test]

@@ -114,6 +114,12 @@ pub async fn restore_tenant(
             at: at_ms.map(format_ms),
         })?
         .clone();
+    if snap.is_gone() {
+        return Err(BackupError::Gone {
+            tenant: tenant.to_owned(),
+            at: format_ms(snap.at_ms),
+        });
+    }
     let origin = format!("{}:{}", snap.sha256, log.last().map_or(0, |(l, _)| *l));
     if dest.exists() {
         let done = !has_wal(dest) && restored_from(dest).ok().flatten() == Some(origin.clone());

@@ -332,6 +332,7 @@ impl Inner {
             Ok(()) => {}
             Err(StoreError::NotFound | StoreError::Moved { .. }) => {
                 let _ = std::fs::remove_file(&tmp);
+                self.bury(id, at_ms).await?;
                 return Ok(Outcome::Gone);
             }
             Err(e) => {
@@ -400,6 +401,24 @@ impl Inner {
                 tracing::warn!(error = %e, "backup: log retention failed; tried again in an hour")
             }
         }
+    }
+
+    /// Leaves a tombstone for a backed-up tenant that was deleted or moved away, so a restore
+    /// of the node does not bring it back (and records it, so it is left once).
+    async fn bury(&self, id: &TenantId, at_ms: u64) -> Result<(), BackupError> {
+        let last = self.state.lock().get(id.as_str())?;
+        if last.is_none_or(|u| u.sha256 == crate::key::GONE) {
+            return Ok(());
+        }
+        let tomb = SnapshotKey::gone(id.as_str(), at_ms);
+        self.remote.put(&tomb, Bytes::new()).await?;
+        self.state.lock().record(&Upload {
+            tenant: tomb.tenant.clone(),
+            at_ms,
+            sha256: tomb.sha256.clone(),
+            bytes: 0,
+        })?;
+        Ok(())
     }
 
     /// Removes `tenant`'s snapshots that fell out of the retention window.

@@ -341,6 +341,29 @@ async fn a_destroyed_node_comes_back_from_the_bucket_with_every_acknowledged_wri
     wait_in_bucket(&flags, &seen, |t| expected(t, 20, 20)).await;
     assert!(srv.metric("tenantd_backup_uploads_total").await >= 3);
 
+    // A tenant backed up, then deleted: it gets a tombstone, and a node restore leaves it out.
+    srv.create("hooli").await;
+    srv.webhook("hooli", "hooli-hook-0").await;
+    let pit = work.path().join("hooli");
+    wait_until_restored(&flags, &pit, "hooli", &["hooli-hook-0"]).await;
+    let before_delete = backup::worker::now_ms().to_string();
+    let r = reqwest::Client::new()
+        .delete(format!("{}/admin/tenants/hooli", srv.url))
+        .bearer_auth(&srv.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "delete: {}", r.status());
+    let deadline = Instant::now() + CAUGHT_UP;
+    loop {
+        let (ok, out) = restore(&flags, &["hooli", "--force", "--to", pit.to_str().unwrap()]);
+        if !ok && out.contains("hooli was deleted or moved away") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no tombstone: {out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Refused while the server holds the data dir.
     let (ok, out) = restore(&flags, &["acme", "--data", data.to_str().unwrap()]);
     assert!(!ok && out.contains("running tenantd"), "{out}");
@@ -352,6 +375,27 @@ async fn a_destroyed_node_comes_back_from_the_bucket_with_every_acknowledged_wri
 
     let (ok, out) = restore(&flags, &["--all", "--data", data.to_str().unwrap()]);
     assert!(ok, "{out}");
+    assert!(out.contains("hooli: skipped"), "{out}");
+    let hooli = store::TenantId::parse("hooli").unwrap();
+    assert!(
+        !store::layout::tenant_path(&data, &hooli).exists(),
+        "deleted stays deleted"
+    );
+    // Before its deletion it is still there to restore.
+    let at = [
+        "hooli",
+        "--at",
+        &before_delete,
+        "--force",
+        "--to",
+        pit.to_str().unwrap(),
+    ];
+    let (ok, out) = restore(&flags, &at);
+    assert!(ok, "{out}");
+    assert_eq!(
+        contents(&pit.join("hooli.db")).0,
+        vec!["hooli-hook-0".to_owned()]
+    );
     for t in TENANTS {
         let db = store::layout::tenant_path(&data, &store::TenantId::parse(t).unwrap());
         let hooks = if t == "acme" { 21 } else { 20 };

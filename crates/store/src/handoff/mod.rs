@@ -358,6 +358,7 @@ fn put_in_place(tmp: &Path, path: &Path) -> Result<(), StoreError> {
 pub async fn commit(inbox: &Inbox, id: &TenantId, token: u64) -> Result<String, HandoffError> {
     let pool = inbox.pool();
     let to = pool.fences().commit(id, token, Instant::now())?;
+    pool.mark_changed(id); // the backup leaves a tombstone here: the tenant lives elsewhere
     let (data, tenant, dest) = (pool.config().data_dir.clone(), id.clone(), to.clone());
     let retired = pool
         .with_closed(id, CLOSE_WAIT, move |path| {

@@ -46,6 +46,14 @@ impl TenantPool {
     /// Deletes tenant `id`: closes it and removes its file with `-wal`/`-shm`. Errors:
     /// `NotFound`, `Busy` when a request or stream is using it right now.
     pub async fn delete(&self, id: &TenantId) -> Result<(), StoreError> {
+        let deleted = self.delete_file(id).await;
+        if deleted.is_ok() {
+            self.mark_changed(id); // the backup leaves a tombstone
+        }
+        deleted
+    }
+
+    async fn delete_file(&self, id: &TenantId) -> Result<(), StoreError> {
         match self.inner.fences.check(id, tokio::time::Instant::now()) {
             crate::handoff::Pass::Open => {}
             crate::handoff::Pass::Fenced { .. } => {
