@@ -1,7 +1,7 @@
 //! The backup rounds: every interval, snapshot the tenants that changed and upload them.
 //!
 //! A round takes the pool's change set whole; for each tenant (`parallel` at once) it takes a
-//! consistent snapshot on the tenant's writer into `<data>/backup-tmp/`, streams it through
+//! consistent snapshot (one read transaction on a reader) into `<data>/backup-tmp/`, streams it through
 //! sha256 and zstd, uploads it as one object, records it in `backup.db` and applies retention
 //! to that tenant. A tenant that fails (the store is down, the tenant is mid-move) goes back
 //! into the set and is tried again next round, so an outage costs one id per changed tenant in

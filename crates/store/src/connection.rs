@@ -133,8 +133,9 @@ pub fn watch_commits(
 }
 
 /// Copies the database behind `conn` to a new file `dest` (replaced if it exists) with SQLite's
-/// online backup, `step` pages at a time. Consistent as long as nobody else writes through
-/// `conn` meanwhile (callers hold the tenant's writer).
+/// online backup, `step` pages at a time, or all in one step (one read transaction: consistent
+/// whatever other connections write) when `step` is not positive. In steps, it is consistent as
+/// long as nobody else writes meanwhile (callers hold the tenant's writer).
 pub fn backup_to(conn: &Connection, dest: &Path, step: std::ffi::c_int) -> Result<(), StoreError> {
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir)?;
@@ -143,7 +144,17 @@ pub fn backup_to(conn: &Connection, dest: &Path, step: std::ffi::c_int) -> Resul
     let mut out = Connection::open(dest)?;
     {
         let backup = rusqlite::backup::Backup::new(conn, &mut out)?;
-        backup.run_to_completion(step, std::time::Duration::ZERO, None)?;
+        if step > 0 {
+            backup.run_to_completion(step, std::time::Duration::ZERO, None)?;
+        } else {
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => {}
+                other => {
+                    let why = format!("backup did not finish in one step: {other:?}");
+                    return Err(StoreError::Io(std::io::Error::other(why)));
+                }
+            }
+        }
     }
     out.close().map_err(|(_, e)| StoreError::from(e))?;
     Ok(())

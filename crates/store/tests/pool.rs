@@ -783,3 +783,44 @@ async fn max_open_below_concurrency_serves_every_request() {
     }
     assert_eq!(total, 240);
 }
+
+/// A backup snapshot runs on a reader: it does not wait for a writer held by an open
+/// transaction (a SQL stream), and it holds what was committed, not what is in flight. It used
+/// to take the writer, so every backup round paused a busy tenant's writes for the whole copy.
+#[tokio::test]
+async fn regression_a_backup_snapshot_waited_for_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with(&dir, |_| {});
+    let id = t("acme");
+    pool.create(&id, events::init_schema).await.unwrap();
+    insert(&pool, &id, b"committed").await.unwrap();
+    let writer = pool.writer(&id).await.unwrap();
+    let (writer, begun) = writer
+        .run(|c| {
+            c.execute_batch(
+                "BEGIN IMMEDIATE; INSERT INTO _tenantd_meta(key, value) VALUES ('x', 1);",
+            )
+        })
+        .await
+        .unwrap();
+    begun.unwrap();
+    let dest = dir.path().join("copy.db");
+    tokio::time::timeout(Duration::from_secs(10), pool.snapshot_to(&id, dest.clone()))
+        .await
+        .expect("the snapshot did not wait for the writer")
+        .unwrap();
+    let copy = rusqlite::Connection::open(&dest).unwrap();
+    let events: i64 = copy
+        .query_row("SELECT count(*) FROM _tenantd_events", [], |r| r.get(0))
+        .unwrap();
+    let in_flight: i64 = copy
+        .query_row(
+            "SELECT count(*) FROM _tenantd_meta WHERE key = 'x'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!((events, in_flight), (1, 0));
+    let (_, rolled) = writer.run(|c| c.execute_batch("ROLLBACK")).await.unwrap();
+    rolled.unwrap();
+}

@@ -59,8 +59,9 @@ pub use writer::{classify_full, WriterGuard};
 
 /// Background WAL checkpoints running at once at most.
 const CHECKPOINTS_AT_ONCE: usize = 2;
-/// Pages a snapshot copies per step of SQLite's online backup.
-const SNAPSHOT_STEP_PAGES: std::ffi::c_int = 4096;
+/// A snapshot copies every page in one step of SQLite's online backup (-1): one read
+/// transaction, so nothing written meanwhile restarts it.
+const SNAPSHOT_ALL_PAGES: std::ffi::c_int = -1;
 /// File descriptors kept free of tenants: listener, clients, logs, the maintenance pass's opens.
 const FD_RESERVE: u64 = 256;
 
@@ -169,17 +170,21 @@ impl TenantPool {
         }
     }
 
-    /// Copies tenant `id` to a new file `dest` with SQLite's online backup on its writer, after
-    /// its acknowledged webhooks are applied: a consistent snapshot holding every write
-    /// acknowledged before it began. Writes to the tenant wait meanwhile (milliseconds for a
-    /// small tenant; about 1 s per 200 MB measured for moves). Errors: `NotFound`, `Moving`,
-    /// `Moved`, SQLite and I/O.
+    /// Copies tenant `id` to a new file `dest` with SQLite's online backup, in one step on a
+    /// reader: one read transaction, so a consistent snapshot of every committed write, and
+    /// writers go on meanwhile (in exclusive locking it runs on the writer, which then waits).
+    /// Acknowledged webhooks not yet applied are not in it (the backup ships them with the
+    /// log). Errors: `NotFound` (also a tenant moved away), SQLite and I/O.
     pub async fn snapshot_to(&self, id: &TenantId, dest: PathBuf) -> Result<(), StoreError> {
-        let guard = self.writer(id).await?;
-        let (_guard, copied) = guard
-            .run(move |conn| crate::connection::backup_to(conn, &dest, SNAPSHOT_STEP_PAGES))
-            .await?;
-        copied
+        let lease = self.inner.lease(id, Wait::ForPlace).await?;
+        if !lease.slot.migrated.load(Ordering::Acquire) {
+            // Opening the writer migrates the tenant; never copy an old schema.
+            self.writer_unfenced(id).await?.run(|_| ()).await?;
+        }
+        reader::run(lease, move |conn| {
+            crate::connection::backup_to(conn, &dest, SNAPSHOT_ALL_PAGES)
+        })
+        .await
     }
 
     /// Counters and gauges for `/metrics`.
