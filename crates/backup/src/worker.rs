@@ -1,11 +1,10 @@
 //! The backup rounds: every interval, snapshot the tenants that changed and upload them.
 //!
 //! A round takes the pool's change set whole; for each tenant (`parallel` at once) it takes a
-//! consistent snapshot (one read transaction on a reader) into `<data>/backup-tmp/`, streams it through
-//! sha256 and zstd, uploads it as one object, records it in `backup.db` and applies retention
-//! to that tenant. A tenant that fails (the store is down, the tenant is mid-move) goes back
-//! into the set and is tried again next round, so an outage costs one id per changed tenant in
-//! memory, never a queue of data: catching up is one snapshot per tenant that changed, however
+//! consistent snapshot (one read transaction on a reader) into `<data>/backup-tmp/`, streams
+//! it through sha256 and zstd, uploads it as one object, records it in `backup.db` and applies
+//! retention to that tenant. A tenant that fails (the store is down) goes back into the set
+//! and is tried again next round, so an outage costs one id per changed tenant in memory, never a queue of data: catching up is one snapshot per tenant that changed, however
 //! many writes it took. The first round also stats every tenant file against `backup.db`, so
 //! a change made just before a crash (marked only in memory) is not missed.
 
