@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 
 use crate::journal::Journal;
 use crate::tracked::TrackedFile;
-use crate::CutReport;
+use crate::{CutReport, Metadata};
 
 /// Name of the grave directory inside the backing root, hidden from the mount.
 pub const GRAVE: &str = ".powerfs-grave";
@@ -40,12 +40,13 @@ pub(crate) struct State {
     /// FUSE inode -> its open backing file, for every regular file opened so far.
     files: HashMap<u64, TrackedFile>,
     journal: Journal,
+    metadata: Metadata,
     /// Set by a cut: the disk is gone.
     dead: bool,
 }
 
 impl State {
-    pub(crate) fn new(root: &Path) -> io::Result<Self> {
+    pub(crate) fn new(root: &Path, metadata: Metadata) -> io::Result<Self> {
         let root = root.canonicalize()?;
         let root_ino = root.metadata()?.ino();
         let journal = Journal::new(root.join(GRAVE))?;
@@ -57,6 +58,7 @@ impl State {
             paths,
             files: HashMap::new(),
             journal,
+            metadata,
             dead: false,
         })
     }
@@ -501,6 +503,9 @@ impl Filesystem for PowerFs {
         live!(self, reply, |st| match st.tracked(ino) {
             Ok(t) => {
                 t.sync();
+                if st.metadata == Metadata::Ordered {
+                    st.journal.sync_all();
+                }
                 reply.ok()
             }
             Err(e) => reply.error(e),
@@ -559,7 +564,10 @@ impl Filesystem for PowerFs {
         reply: ReplyEmpty,
     ) {
         live!(self, reply, |st| {
-            st.journal.sync_dir(ino.0);
+            match st.metadata {
+                Metadata::Posix => st.journal.sync_dir(ino.0),
+                Metadata::Ordered => st.journal.sync_all(),
+            }
             reply.ok()
         })
     }

@@ -13,6 +13,12 @@
 //!   an unlinked entry waits in a hidden grave directory (`.powerfs-grave` in the backing
 //!   root) until its removal is durable (`journal.rs`).
 //!
+//! Two models of directory changes ([`Metadata`]): `Posix` (the default, above: only an
+//! fsync of the directory makes its changes durable) and `Ordered`, closer to ext4 and XFS,
+//! whose journal commits metadata changes in order: any fsync (of a file or a directory)
+//! makes every directory change made before it durable. File data follows the same rule in
+//! both.
+//!
 //! [`Mount::cut`] is the power cut: every later operation fails with `EIO`, each file gets
 //! its durable pages and length back, directory changes are undone newest first, and the
 //! mount is detached. The backing directory then holds what a disk would hold after losing
@@ -76,6 +82,16 @@ pub struct CutReport {
     pub failed: usize,
 }
 
+/// When a directory change (create, unlink, rename, mkdir, ...) becomes durable.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Metadata {
+    /// Once every directory it touched is fsynced after it (what POSIX promises).
+    #[default]
+    Posix,
+    /// At the next fsync of anything (a journaling filesystem committing metadata in order).
+    Ordered,
+}
+
 /// A mounted powerfs; dropping it unmounts without making anything durable or undoing it.
 pub struct Mount {
     state: Arc<Mutex<fs::State>>,
@@ -88,7 +104,16 @@ impl Mount {
     /// `/dev/fuse` and root or the `fusermount3` binary. Errors from opening `backing` or
     /// from the mount.
     pub fn new(backing: &Path, mountpoint: &Path) -> io::Result<Mount> {
-        let state = Arc::new(Mutex::new(fs::State::new(backing)?));
+        Self::with_metadata(backing, mountpoint, Metadata::Posix)
+    }
+
+    /// [`Mount::new`] with the given model of directory changes. Errors as `new`.
+    pub fn with_metadata(
+        backing: &Path,
+        mountpoint: &Path,
+        metadata: Metadata,
+    ) -> io::Result<Mount> {
+        let state = Arc::new(Mutex::new(fs::State::new(backing, metadata)?));
         let fs = fs::PowerFs {
             state: state.clone(),
         };
@@ -131,8 +156,17 @@ impl Mount {
 
     fn detach(&mut self) {
         if let Some(session) = self.session.take() {
-            // The serving thread ends when the kernel drops the connection, after the last
-            // file open on the mount is closed; nothing waits for it.
+            // A lazy unmount: the mount point is free at once even while programs keep files
+            // open on it (a plain unmount would fail with EBUSY). The serving thread ends when
+            // the kernel drops the connection, after the last such file is closed; nothing
+            // waits for it.
+            let c = std::ffi::CString::new(self.mountpoint.as_os_str().as_encoded_bytes())
+                .expect("paths have no NUL");
+            // SAFETY: umount2 reads a valid C string.
+            if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+                let e = io::Error::last_os_error();
+                eprintln!("powerfs: cannot detach {}: {e}", self.mountpoint.display());
+            }
             drop(session);
         }
     }

@@ -1,13 +1,24 @@
-//! `powerfs BACKING MOUNTPOINT`: mounts, prints `powerfs: mounted` and waits. `SIGUSR1` cuts
+//! `powerfs [--ordered] BACKING MOUNTPOINT`: mounts (`--ordered`: any fsync makes every
+//! earlier directory change durable, see `Metadata`), prints `powerfs: mounted` and waits. `SIGUSR1` cuts
 //! the power (undoes everything not durable, detaches) and exits 0 after printing what it
 //! undid; `SIGTERM` or `SIGINT` unmounts cleanly (everything becomes durable).
 
 use std::path::PathBuf;
 
 fn main() {
-    let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let mut args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let metadata = match args.first().and_then(|a| a.to_str()) {
+        Some("--ordered") => {
+            args.remove(0);
+            powerfs::Metadata::Ordered
+        }
+        _ => powerfs::Metadata::Posix,
+    };
     let [backing, mountpoint] = args.as_slice() else {
-        eprintln!("usage: powerfs BACKING MOUNTPOINT (SIGUSR1 cuts the power, SIGTERM unmounts)");
+        eprintln!(
+            "usage: powerfs [--ordered] BACKING MOUNTPOINT (SIGUSR1 cuts the power, SIGTERM \
+             unmounts)"
+        );
         std::process::exit(2);
     };
     // Block the signals before any thread starts, so they are only taken by `sigwait` below.
@@ -22,7 +33,7 @@ fn main() {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
-    let mount = match powerfs::Mount::new(backing, mountpoint) {
+    let mount = match powerfs::Mount::with_metadata(backing, mountpoint, metadata) {
         Ok(m) => m,
         Err(e) => {
             eprintln!(
