@@ -23,6 +23,12 @@ if ! python3 -m moto.server --help >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.1' || true
 fi
 if [ "$(id -u)" = 0 ]; then export TENANTD_REQUIRE_MOTO=1; fi
+# The power-cut tests (crates/tenantd/tests/power_cut.rs, crates/powerfs) mount FUSE through
+# Debian's fuse3 (fusermount3): install it when missing, and as root make them fail, not skip.
+if ! command -v fusermount3 >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3
+fi
+if [ "$(id -u)" = 0 ]; then export TENANTD_REQUIRE_FUSE=1; fi
 # As root (CI), the emulation tests (cgroup v1 cpu + memory) must run, not skip.
 if [ "$(id -u)" = 0 ]; then export TENANTD_REQUIRE_CGROUP=1; fi
 
