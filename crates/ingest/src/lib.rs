@@ -33,7 +33,7 @@ pub mod segment;
 mod stats;
 mod writer;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -121,7 +121,7 @@ impl Log {
             path: dir.clone(),
             source,
         };
-        fs::create_dir_all(&dir).map_err(err)?;
+        segment::create_dir_durably(&dir).map_err(err)?;
         let lock = lock_dir(&dir)?;
         let scanned = replay::scan(&dir, replay_from).map_err(err)?;
         let next_lsn = scanned.replay.next_lsn;

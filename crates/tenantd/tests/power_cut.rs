@@ -483,11 +483,12 @@ async fn power_cuts_lose_only_an_acknowledged_tail_and_corrupt_nothing_in_crash_
     power_cuts("crash", powerfs::Metadata::Ordered).await;
 }
 
-/// Strict POSIX: a directory change is durable only once its directory is fsynced. tenantd
-/// creates `<data>/log/` and `<data>/tenants/<aa>/<bb>/` with `create_dir_all` and fsyncs only
-/// the leaf, so the first cut loses the whole ingest log and every tenant file (docs/POWER.md).
+/// Strict POSIX: a directory change is durable only once its directory is fsynced. The
+/// regression test of a bug this suite found: tenantd created `<data>/log/` and
+/// `<data>/tenants/<aa>/<bb>/` with `create_dir_all` and fsynced only the leaf, so the first
+/// cut lost the whole ingest log and every tenant file; now every new directory's parent is
+/// fsynced (`ingest::segment::create_dir_durably`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: tenantd never fsyncs the parents of the directories it creates (docs/POWER.md)"]
 async fn power_cuts_lose_no_acknowledged_write_in_fsync_mode_under_strict_posix_directories() {
     power_cuts("fsync", powerfs::Metadata::Posix).await;
 }

@@ -190,7 +190,8 @@ where
     F: FnOnce(&Connection) -> rusqlite::Result<()>,
 {
     let dir = path.parent().expect("tenant paths have a parent");
-    std::fs::create_dir_all(dir)?;
+    // Its new `<aa>/<bb>` directories must survive a power cut with the file (power_cut.rs).
+    ingest::segment::create_dir_durably(dir)?;
     if path.exists() {
         return Err(StoreError::AlreadyExists);
     }

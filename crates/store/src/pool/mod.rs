@@ -107,7 +107,7 @@ impl TenantPool {
     /// Fails if the directory cannot be made. If the fd limit cannot fit `max_open` tenants,
     /// `max_open` is lowered and a warning logged.
     pub fn open(mut cfg: PoolConfig) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(cfg.data_dir.join(crate::layout::TENANTS_DIR))?;
+        ingest::segment::create_dir_durably(&cfg.data_dir.join(crate::layout::TENANTS_DIR))?;
         let fd_limit = sys::raise_fd_limit()?;
         let fit = (fd_limit.saturating_sub(FD_RESERVE) as usize) / cfg.fds_per_tenant();
         if cfg.max_open > fit {
