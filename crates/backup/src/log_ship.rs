@@ -11,13 +11,13 @@
 //! bucket with their tenants' next snapshots instead, and the shipper goes on from the oldest
 //! segment still there.
 
-use std::io::Write;
+use std::io::{Read as _, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ingest::record::{decode_frame, Record};
+use ingest::record::{decode_frame, FrameError, Record};
 use ingest::segment::{list_segments, segment_path};
 use ingest::Lsn;
 use parking_lot::Mutex;
@@ -30,7 +30,9 @@ use crate::state::State;
 /// Unshipped log past which the hold on log release is let go.
 pub const HOLD_CAP_BYTES: u64 = 1 << 30;
 /// Most bytes of frames in one chunk.
-const CHUNK_BYTES: usize = 16 << 20;
+const CHUNK_BYTES: usize = 4 << 20;
+/// Bytes read from a segment at a time (a segment is up to 64 MiB: never read whole).
+const READ_BYTES: u64 = 1 << 20;
 /// The `backup.db` meta key of the shipped LSN.
 pub const SHIPPED_KEY: &str = "shipped_lsn";
 
@@ -171,19 +173,37 @@ fn read_after(
             Some((s, off)) if s == seg => off,
             _ => 0,
         };
-        let bytes = match std::fs::read(segment_path(dir, seg)) {
-            Ok(b) => b,
+        let mut file = match std::fs::File::open(segment_path(dir, seg)) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // released meanwhile
             Err(e) => return Err(e.into()),
         };
-        let mut off = start as usize;
-        while off < bytes.len() {
-            // A frame cut short is still being written: the rest comes next time.
-            let Ok(d) = decode_frame(&bytes[off..]) else {
-                break;
+        file.seek(SeekFrom::Start(start))?;
+        // `buf` holds the segment's bytes from `base`; frames are decoded from `at`.
+        let (mut buf, mut base, mut at) = (Vec::new(), start, 0usize);
+        loop {
+            let d = match decode_frame(&buf[at..]) {
+                Ok(d) => d,
+                Err(FrameError::Short { needed, .. }) => {
+                    buf.drain(..at);
+                    base += at as u64;
+                    at = 0;
+                    let want = (needed - buf.len()) as u64;
+                    if (&mut file)
+                        .take(want.max(READ_BYTES))
+                        .read_to_end(&mut buf)?
+                        == 0
+                    {
+                        break; // the end: a frame cut short is still being written
+                    }
+                    continue;
+                }
+                // Not a whole frame (a torn tail): the rest comes next time.
+                Err(_) => break,
             };
-            let frame = &bytes[off..off + d.frame_len];
-            off += d.frame_len;
+            let frame = &buf[at..at + d.frame_len];
+            at += d.frame_len;
+            let off = base + at as u64;
             if d.lsn <= shipped {
                 continue;
             }
@@ -197,7 +217,7 @@ fn read_after(
             r.frames.extend_from_slice(frame);
             r.last = d.lsn;
             r.records += 1;
-            r.end = (seg, off as u64);
+            r.end = (seg, off);
             if r.frames.len() >= CHUNK_BYTES {
                 return Ok(out);
             }
@@ -299,6 +319,43 @@ mod tests {
         assert!(read_after(dir.path(), 7, Some(r2.end)).unwrap().is_none());
         assert_eq!(last_lsn(dir.path()).unwrap(), 7);
         assert_eq!(last_lsn(&dir.path().join("none")).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_large_segment_is_read_in_pieces_and_shipped_in_bounded_chunks() {
+        // ~12 MiB of frames of uneven sizes, so frames straddle every read boundary.
+        let dir = tempfile::tempdir().unwrap();
+        let big = |l: u64| {
+            let mut r = record(l as i64);
+            r.body = vec![b'x'; 1000 + (l as usize * 7919) % 9000];
+            r.to_frame(l)
+        };
+        let all: Vec<u8> = (1..=2400).flat_map(big).collect();
+        assert!(all.len() as u64 > 10 * READ_BYTES);
+        write_segment(dir.path(), 1, &all).unwrap();
+
+        let (mut shipped, mut pos, mut seen) = (0, None, Vec::new());
+        while let Some(r) = read_after(dir.path(), shipped, pos).unwrap() {
+            assert!(
+                r.frames.len() < CHUNK_BYTES + 16 << 10,
+                "{}",
+                r.frames.len()
+            );
+            let lsns: Vec<u64> = decode_chunk(&zstd::encode_all(&r.frames[..], 1).unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|(l, _)| l)
+                .collect();
+            assert_eq!((lsns[0], *lsns.last().unwrap()), (r.first, r.last));
+            seen.extend(lsns);
+            (shipped, pos) = (r.last, Some(r.end));
+        }
+        assert_eq!(
+            seen,
+            (1..=2400).collect::<Vec<_>>(),
+            "every frame once, in order"
+        );
+        assert_eq!(pos, Some((1, all.len() as u64)));
     }
 
     #[test]
