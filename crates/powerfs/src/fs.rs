@@ -25,6 +25,10 @@ use crate::{CutReport, Metadata};
 
 /// Name of the grave directory inside the backing root, hidden from the mount.
 pub const GRAVE: &str = ".powerfs-grave";
+/// Name of the control file in the root: an fsync of it is taken as `syncfs(2)` of the whole
+/// mount (the kernel does not forward `syncfs` to FUSE; `shim/syncfs.rs` turns a program's
+/// `syncfs` into this fsync). Hidden from listings, found by name.
+pub const SYNCFS_FILE: &str = ".powerfs-syncfs";
 /// How long the kernel may cache attributes and names: every change goes through us, so its
 /// caches stay true.
 const TTL: Duration = Duration::from_secs(1);
@@ -50,6 +54,10 @@ impl State {
         let root = root.canonicalize()?;
         let root_ino = root.metadata()?.ino();
         let journal = Journal::new(root.join(GRAVE))?;
+        File::options()
+            .create(true)
+            .append(true)
+            .open(root.join(SYNCFS_FILE))?;
         let mut paths = HashMap::new();
         paths.insert(1, root.clone());
         Ok(State {
@@ -500,15 +508,21 @@ impl Filesystem for PowerFs {
         reply: ReplyEmpty,
     ) {
         // fdatasync is taken as fsync: data and length become durable either way.
-        live!(self, reply, |st| match st.tracked(ino) {
-            Ok(t) => {
-                t.sync();
-                if st.metadata == Metadata::Ordered {
-                    st.journal.sync_all();
-                }
-                reply.ok()
+        live!(self, reply, |st| {
+            if st.paths.get(&ino.0) == Some(&st.root.join(SYNCFS_FILE)) {
+                st.sync_all();
+                return reply.ok();
             }
-            Err(e) => reply.error(e),
+            match st.tracked(ino) {
+                Ok(t) => {
+                    t.sync();
+                    if st.metadata == Metadata::Ordered {
+                        st.journal.sync_all();
+                    }
+                    reply.ok()
+                }
+                Err(e) => reply.error(e),
+            }
         })
     }
 
@@ -529,7 +543,7 @@ impl Filesystem for PowerFs {
                 ];
                 for e in std::fs::read_dir(&dir).map_err(errno)? {
                     let e = e.map_err(errno)?;
-                    if ino.0 == 1 && e.file_name() == GRAVE {
+                    if ino.0 == 1 && (e.file_name() == GRAVE || e.file_name() == SYNCFS_FILE) {
                         continue;
                     }
                     let ft = e.file_type().map_err(errno)?;

@@ -32,9 +32,11 @@
 //! - an fsynced file whose directory entry was never fsynced disappears on a cut (strict POSIX;
 //!   ext4 and XFS usually keep it);
 //! - metadata other than length and names (mode, owner, times) is not rolled back;
-//! - `syncfs(2)` and `sync(2)` are not seen: the Linux kernel does not forward them to a FUSE
-//!   server (only virtiofs gets them), so a program that relies on `syncfs` to make files
-//!   durable loses those writes on a cut under powerfs even though a real disk would keep them;
+//! - `syncfs(2)` and `sync(2)` are not seen by themselves: the Linux kernel does not forward
+//!   them to a FUSE server (only virtiofs gets them). A program that relies on `syncfs` runs
+//!   with [`syncfs_env`] (the preloaded shim [`SYNCFS_SHIM`] fsyncs the control file
+//!   [`SYNCFS_FILE`] after each `syncfs`, and powerfs makes everything durable); without it,
+//!   its writes are lost on a cut although a real disk would keep them. `sync(2)` stays unseen;
 //! - shared `mmap` writes (SQLite's `-shm` WAL index) reach powerfs when the kernel writes the
 //!   pages back, and are never fsynced, so a cut returns a `-shm` file to an older content.
 //!   SQLite rebuilds the WAL index from the WAL when the first connection opens a database
@@ -67,7 +69,23 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-pub use fs::GRAVE;
+pub use fs::{GRAVE, SYNCFS_FILE};
+
+/// The shared object to preload into a program under test so that its `syncfs(2)` reaches
+/// powerfs (`shim/syncfs.rs`, built by `build.rs`).
+pub const SYNCFS_SHIM: &str = env!("POWERFS_SYNCFS_SHIM");
+
+/// The environment that makes a program's `syncfs` calls durable under the mount at
+/// `mountpoint`: `LD_PRELOAD` of [`SYNCFS_SHIM`] and `POWERFS_SYNCFS`, the control file.
+pub fn syncfs_env(mountpoint: &Path) -> [(&'static str, std::ffi::OsString); 2] {
+    [
+        ("LD_PRELOAD", SYNCFS_SHIM.into()),
+        (
+            "POWERFS_SYNCFS",
+            mountpoint.join(SYNCFS_FILE).into_os_string(),
+        ),
+    ]
+}
 
 /// What a cut undid.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -103,7 +103,7 @@ fn a_cut_keeps_exactly_what_was_fsynced() {
     let mut names: Vec<String> = std::fs::read_dir(&backing)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != powerfs::GRAVE)
+        .filter(|n| n != powerfs::GRAVE && n != powerfs::SYNCFS_FILE)
         .collect();
     names.sort();
     assert_eq!(names, ["doomed", "old", "synced"]);
@@ -115,6 +115,73 @@ fn a_cut_keeps_exactly_what_was_fsynced() {
     // syncfs is not forwarded to FUSE servers, so powerfs cannot honour it (see the crate
     // docs): the write before it is lost.
     assert_eq!(std::fs::read(backing.join("old")).unwrap(), b"durable");
+}
+
+#[test]
+fn a_syncfs_through_the_preloaded_shim_makes_everything_durable() {
+    if !fuse_usable() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (backing, mnt) = (tmp.path().join("backing"), tmp.path().join("mnt"));
+    std::fs::create_dir(&backing).unwrap();
+    std::fs::create_dir(&mnt).unwrap();
+    let p = mount(&backing, &mnt);
+    std::fs::create_dir(mnt.join("d")).unwrap();
+    std::fs::write(mnt.join("d/f"), b"kept by syncfs").unwrap();
+    // The control file is found by name but not listed.
+    let listed: Vec<_> = std::fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(listed, ["d"]);
+    assert!(mnt.join(powerfs::SYNCFS_FILE).exists());
+
+    // coreutils' `sync -f` calls syncfs(2): once without the shim (not seen), once with it.
+    let sync = |env: &[(&str, std::ffi::OsString)]| {
+        let st = Command::new("sync")
+            .arg("-f")
+            .arg(&mnt)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    sync(&[]);
+    std::fs::write(mnt.join("after-plain-sync"), b"x").unwrap();
+    sync(&[]);
+    std::fs::write(mnt.join("d/f"), b"kept by syncfs, then changed").unwrap();
+    sync(&powerfs::syncfs_env(&mnt));
+    std::fs::write(mnt.join("after-shim-sync"), b"lost").unwrap();
+
+    let out = stop(p, libc::SIGUSR1);
+    assert!(out.contains("powerfs: cut:"), "{out}");
+    assert_eq!(
+        std::fs::read(backing.join("d/f")).unwrap(),
+        b"kept by syncfs, then changed"
+    );
+    assert!(
+        backing.join("after-plain-sync").exists(),
+        "made durable by the later shim syncfs"
+    );
+    assert!(!backing.join("after-shim-sync").exists());
+}
+
+#[test]
+fn a_syncfs_without_the_shim_is_not_seen() {
+    if !fuse_usable() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (backing, mnt) = (tmp.path().join("backing"), tmp.path().join("mnt"));
+    std::fs::create_dir(&backing).unwrap();
+    std::fs::create_dir(&mnt).unwrap();
+    let p = mount(&backing, &mnt);
+    std::fs::write(mnt.join("f"), b"x").unwrap();
+    let st = Command::new("sync").arg("-f").arg(&mnt).status().unwrap();
+    assert!(st.success());
+    stop(p, libc::SIGUSR1);
+    assert!(!backing.join("f").exists());
 }
 
 #[test]

@@ -148,7 +148,7 @@ impl Server {
     fn start_with(data: &Path, flags: &[String], more: &[&str]) -> Server {
         let mut extra: Vec<&str> = flags.iter().map(String::as_str).collect();
         extra.extend(more);
-        let (child, url) = common::spawn_serve(data, &extra);
+        let (child, url) = common::spawn_serve(common::tenantd(), data, &extra);
         let token = std::fs::read_to_string(data.join("admin.token"))
             .unwrap()
             .trim()
@@ -406,7 +406,7 @@ async fn a_destroyed_node_comes_back_from_the_bucket_with_every_acknowledged_wri
     assert!(ok && out.matches("already in place").count() == 3, "{out}");
 
     // A server on the restored dir serves the events, and their ids go on.
-    let (mut child, url) = common::spawn_serve(&data, &[]);
+    let (mut child, url) = common::spawn_serve(common::tenantd(), &data, &[]);
     let admin = std::fs::read_to_string(data.join("admin.token")).unwrap();
     let v: Value = reqwest::Client::new()
         .get(format!("{url}/t/acme/events?limit=100"))

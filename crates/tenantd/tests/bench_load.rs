@@ -143,7 +143,7 @@ fn bench_load_webhooks_acknowledged_are_in_the_tenant_files() {
 #[test]
 fn bench_load_samples_a_tenantd_it_did_not_start_through_its_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = common::spawn_serve(&dir.path().join("data"), &[]);
+    let (mut child, url) = common::spawn_serve(common::tenantd(), &dir.path().join("data"), &[]);
     let json = dir.path().join("r.json");
     let out = tenantd()
         .args(["bench", "load", "--workload", "get", "--duration", "1s"])

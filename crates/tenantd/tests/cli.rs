@@ -25,7 +25,7 @@ fn run(args: &[&str], data: &std::path::Path, url: &str) -> (bool, String, Strin
 fn tenant_and_hook_commands_drive_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let (mut child, url) = common::spawn_serve(data, &[]);
+    let (mut child, url) = common::spawn_serve(common::tenantd(), data, &[]);
 
     let (ok, out, err) = run(&["tenant", "create", "acme"], data, &url);
     assert!(ok, "{err}");
@@ -228,7 +228,7 @@ impl Drop for KillOnDrop {
 fn regression_cli_builds_urls_from_raw_ids() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let (child, url) = common::spawn_serve(data, &[]);
+    let (child, url) = common::spawn_serve(common::tenantd(), data, &[]);
     let _server = KillOnDrop(child);
     for id in ["victim", "victim2"] {
         let (ok, _, err) = run(&["tenant", "create", id], data, &url);
@@ -263,7 +263,7 @@ fn regression_cli_builds_urls_from_raw_ids() {
 fn regression_tenant_list_is_not_sorted() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let (child, url) = common::spawn_serve(data, &[]);
+    let (child, url) = common::spawn_serve(common::tenantd(), data, &[]);
     let _server = KillOnDrop(child);
     let ids: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
     for id in &ids {
@@ -295,7 +295,7 @@ fn token_cmd(args: &[&str], data: &std::path::Path) -> (bool, String, String) {
 fn token_revoke_and_recreate_refuse_old_tokens_through_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let (child, url) = common::spawn_serve(data, &[]);
+    let (child, url) = common::spawn_serve(common::tenantd(), data, &[]);
     let _server = KillOnDrop(child);
     assert!(run(&["tenant", "create", "acme"], data, &url).0);
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -128,7 +128,7 @@ fn cluster_init_add_node_haproxy_config_and_rebalance_dry_run() {
 #[test]
 fn cluster_status_says_which_nodes_answer_and_which_do_not() {
     let d = tempfile::tempdir().unwrap();
-    let (mut child, url) = common::spawn_serve(&d.path().join("data"), &[]);
+    let (mut child, url) = common::spawn_serve(common::tenantd(), &d.path().join("data"), &[]);
     let data = url.trim_start_matches("http://").trim_end_matches('/');
     let file = d.path().join("cluster.toml");
     // node2 on port 1 of loopback: nothing listens there.
@@ -158,7 +158,8 @@ fn cluster_push_installs_the_table_on_live_nodes_sets_haproxy_and_names_silent_n
     let d = tempfile::tempdir().unwrap();
     // node1 is a live tenantd; node2 and node3 sit on ports where nothing listens.
     let node1_data = d.path().join("node1");
-    let (mut node1, node1_url) = common::spawn_serve(&node1_data, &["--node-name", "node1"]);
+    let (mut node1, node1_url) =
+        common::spawn_serve(common::tenantd(), &node1_data, &["--node-name", "node1"]);
     let node1_addr = node1_url.trim_start_matches("http://").to_string();
     let token = std::fs::read_to_string(node1_data.join("admin.token")).unwrap();
     let maps = d.path().join("maps");
@@ -256,7 +257,7 @@ fn regression_status_said_no_table_for_a_node_that_had_one() {
     // reported as "no table in its answer".
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("node1");
-    let (mut child, url) = common::spawn_serve(&data, &["--node-name", "node1"]);
+    let (mut child, url) = common::spawn_serve(common::tenantd(), &data, &["--node-name", "node1"]);
     let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
     let addr = url.trim_start_matches("http://").trim_end_matches('/');
     let file = d.path().join("cluster.toml");

@@ -94,6 +94,7 @@ impl Cluster {
         }
         let listen = format!("127.0.0.1:{}", self.ports[name]);
         let (child, _) = common::spawn_serve(
+            common::tenantd(),
             &data,
             &[
                 "--listen",

@@ -49,7 +49,7 @@ fn tenant_on(first_half: bool, prefix: &str) -> String {
 async fn a_node_serves_only_its_tenants_and_names_the_owner_of_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (mut child, url) = common::spawn_serve(&data, &["--node-name", "node1"]);
+    let (mut child, url) = common::spawn_serve(common::tenantd(), &data, &["--node-name", "node1"]);
     let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
     let token = token.trim().to_owned();
     let http = reqwest::Client::new();
@@ -181,7 +181,7 @@ async fn a_node_serves_only_its_tenants_and_names_the_owner_of_the_others() {
     // A restart keeps the table.
     child.kill().unwrap();
     child.wait().unwrap();
-    let (mut child, url) = common::spawn_serve(&data, &["--node-name", "node1"]);
+    let (mut child, url) = common::spawn_serve(common::tenantd(), &data, &["--node-name", "node1"]);
     let events = format!("/t/{theirs}/events");
     let r = send(&http, &url, &token, reqwest::Method::GET, &events, None).await;
     assert_eq!(r.status(), 421);

@@ -93,7 +93,7 @@ impl Drop for Server {
 }
 
 fn spawn(data: &Path, durability: &str) -> Server {
-    let (child, url) = common::spawn_serve(data, &["--durability", durability]);
+    let (child, url) = common::spawn_serve(common::tenantd(), data, &["--durability", durability]);
     Server { child, url }
 }
 

@@ -220,8 +220,11 @@ fn run_healthcheck(port: u16) -> bool {
 fn shipped_config_serves_and_dockerfile_healthcheck_probes_it() {
     let data = tempfile::tempdir().unwrap();
     let config = deploy_file("tenantd.toml");
-    let (mut child, url) =
-        common::spawn_serve(data.path(), &["--config", config.to_str().unwrap()]);
+    let (mut child, url) = common::spawn_serve(
+        common::tenantd(),
+        data.path(),
+        &["--config", config.to_str().unwrap()],
+    );
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
     let up = run_healthcheck(port);
     child.kill().unwrap();

@@ -14,7 +14,7 @@
 //! The counts of what each mode lost are printed (`docs/POWER.md` has them). Needs root and
 //! `/dev/fuse`: skipped with a message otherwise, unless `TENANTD_REQUIRE_FUSE=1`. The default
 //! tests mount with `Metadata::Ordered` (any fsync makes earlier directory changes durable, as a
-//! journaling filesystem does); the strict POSIX one is ignored while it fails (see below).
+//! journaling filesystem does); one more mounts with strict POSIX directories (see below).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -370,7 +370,10 @@ async fn power_cuts(durability: &'static str, metadata: powerfs::Metadata) {
     for cycle in 0..=CUTS {
         let mount =
             powerfs::Mount::with_metadata(&backing, &mnt, metadata).expect("powerfs mounts");
-        let (child, url) = common::spawn_serve(&mnt, &["--durability", durability]);
+        // The shim shows powerfs the server's syncfs(2) calls (crash mode's checkpoints).
+        let mut cmd = common::tenantd();
+        cmd.envs(powerfs::syncfs_env(&mnt));
+        let (child, url) = common::spawn_serve(cmd, &mnt, &["--durability", durability]);
         let mut srv = Server(child);
         let token = token(&mnt);
         if cycle == 0 {
@@ -473,12 +476,11 @@ async fn power_cuts_lose_no_acknowledged_write_in_fsync_mode() {
     power_cuts("fsync", powerfs::Metadata::Ordered).await;
 }
 
-/// Fails today with events lost that an earlier restart had returned while later ones are
-/// kept: the inbox checkpoint makes tenant files durable with `syncfs(2)`, which the kernel
-/// does not forward to a FUSE server, so powerfs undoes what a real disk would keep
-/// (docs/POWER.md). Needs a way to show powerfs the syncfs before it can pass.
+/// Crash mode's inbox checkpoint makes tenant files durable with `syncfs(2)` before it releases
+/// the log; the kernel does not forward syncfs to a FUSE server, so the server runs with
+/// powerfs's preloaded shim (`powerfs::syncfs_env`). Without it this test failed: events a
+/// restart had returned were lost at the next cut (docs/POWER.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: powerfs cannot see tenantd's syncfs (docs/POWER.md)"]
 async fn power_cuts_lose_only_an_acknowledged_tail_and_corrupt_nothing_in_crash_mode() {
     power_cuts("crash", powerfs::Metadata::Ordered).await;
 }

@@ -34,7 +34,7 @@ impl Drop for Server {
 /// A server on a fresh data dir with tenants `acme` and `globex`.
 async fn serve() -> Server {
     let data = tempfile::tempdir().unwrap();
-    let (child, url) = common::spawn_serve(data.path(), &[]);
+    let (child, url) = common::spawn_serve(common::tenantd(), data.path(), &[]);
     let srv = Server { child, url, data };
     let admin = std::fs::read_to_string(srv.data.path().join("admin.token")).unwrap();
     for t in ["acme", "globex"] {

@@ -24,12 +24,11 @@ pub fn tenantd() -> Command {
 /// How long `tenantd serve` may take to print its address (startup includes any replay).
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Starts `tenantd serve` on a free port (unless `extra` has `--listen`) over `data` with
-/// `extra` flags; returns the child and
-/// the URL it printed. Its stdout keeps being drained so it never blocks on a full pipe. Panics
+/// Starts `cmd serve` (`cmd`: [`tenantd`], maybe with an environment of its own) on a free port
+/// (unless `extra` has `--listen`) over `data` with `extra` flags; returns the child and the URL
+/// it printed. Its stdout keeps being drained so it never blocks on a full pipe. Panics
 /// (after killing the child) if no address is printed within [`START_TIMEOUT`].
-pub fn spawn_serve(data: &Path, extra: &[&str]) -> (Child, String) {
-    let mut cmd = tenantd();
+pub fn spawn_serve(mut cmd: Command, data: &Path, extra: &[&str]) -> (Child, String) {
     cmd.arg("serve");
     if !extra.contains(&"--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
