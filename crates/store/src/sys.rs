@@ -65,6 +65,31 @@ pub fn sqlite_memory_used() -> i64 {
     unsafe { rusqlite::ffi::sqlite3_memory_used() }
 }
 
+/// Caps glibc's malloc arenas at `n` (its default is 8 per core). Each thread that finds the
+/// arenas busy gets one of its own, and memory freed into an arena stays there: a backup round
+/// (snapshots and compressed bodies, freed on many blocking threads) left RSS several MB higher
+/// per arena, round after round (docs/BACKUP.md "Memory"). Does nothing if the user set
+/// `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` (theirs wins) or off glibc. Call it before threads
+/// start. Returns whether the cap was set.
+pub fn limit_malloc_arenas(n: usize) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_some()
+            || std::env::var_os("GLIBC_TUNABLES").is_some()
+        {
+            return false;
+        }
+        let n = std::ffi::c_int::try_from(n.max(1)).unwrap_or(std::ffi::c_int::MAX);
+        // SAFETY: mallopt with M_ARENA_MAX takes any positive int; it only sets a limit.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, n) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = n;
+        false
+    }
+}
+
 /// Returns free heap pages to the OS (glibc keeps them otherwise, and RSS would stay at its peak
 /// after a burst of open tenants).
 pub fn trim_heap() {

@@ -19,6 +19,9 @@ pub fn main(args: ServeArgs) -> anyhow::Result<()> {
     };
     let env_token = std::env::var("TENANTD_ADMIN_TOKEN").ok();
     let settings = Settings::resolve(&args, &file, env_token)?;
+    // One malloc arena per core (glibc's default is 8 per core), before any thread starts.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    store::sys::limit_malloc_arenas(cores.max(2));
     // SQLite work runs on tokio's blocking threads. Bounding them keeps a burst of requests from
     // becoming hundreds of threads fighting for the cores: a busy thread takes the next job from
     // the queue without sleeping, which is where the per-request cost goes (docs/BENCHMARKS.md).
