@@ -337,7 +337,7 @@ mod tests {
         let (mut shipped, mut pos, mut seen) = (0, None, Vec::new());
         while let Some(r) = read_after(dir.path(), shipped, pos).unwrap() {
             assert!(
-                r.frames.len() < CHUNK_BYTES + 16 << 10,
+                r.frames.len() < CHUNK_BYTES + (16 << 10),
                 "{}",
                 r.frames.len()
             );
