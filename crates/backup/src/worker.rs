@@ -136,16 +136,19 @@ impl Backup {
         })
     }
 
-    /// Ships the ingest log in `dir` too (call before [`Backup::start`]), holding its release
-    /// with `hold` (the inbox's) until records are in the bucket.
+    /// Ships the ingest log in `dir` too (call before [`Backup::start`]), records up to its
+    /// `durable` LSN, holding its release with `hold` (the inbox's) until they are in the
+    /// bucket.
     pub async fn ship_log(
         &self,
         dir: std::path::PathBuf,
+        durable: crate::log_ship::DurableLsn,
         hold: Arc<AtomicU64>,
     ) -> Result<(), BackupError> {
         let i = &self.inner;
         let shipper = Shipper::new(
             dir,
+            durable,
             i.remote.clone(),
             hold,
             i.state.clone(),

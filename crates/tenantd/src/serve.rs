@@ -76,7 +76,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     let state = AppState::with_routing(pool, inbox, token, settings.http.clone(), sql, routing);
     if let Some(b) = backup {
-        b.ship_log(state.inbox.log_dir(), state.inbox.release_hold())
+        let inbox = state.inbox.clone();
+        let durable = std::sync::Arc::new(move || inbox.durable_lsn());
+        b.ship_log(state.inbox.log_dir(), durable, state.inbox.release_hold())
             .await
             .context("cannot set up shipping the ingest log")?;
         b.start();

@@ -10,121 +10,32 @@
 //! backlog shows in /metrics, and it catches up once the store is back; a restore into a data
 //! dir a server holds is refused.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 mod common;
+#[path = "common/moto.rs"]
+mod moto;
 #[path = "common/token.rs"]
 mod token_cmd;
 
 use common::tenantd;
+use moto::{backup_flags, Moto, BUCKET, PREFIX};
 
-const BUCKET: &str = "tenantd-backup-test";
-const PREFIX: &str = "node1";
 const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
 /// How long the bucket may take to hold a write (rounds every 200 ms here).
 const CAUGHT_UP: Duration = Duration::from_secs(30);
 
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A moto server with an empty bucket, or `None` (skip) when moto is not installed here.
-async fn moto(port: Option<u16>) -> Option<Moto> {
-    // `python3 -m moto.server`, not the `moto_server` script: no PATH or shim to depend on.
-    let found = Command::new("python3")
-        .args(["-m", "moto.server", "--help"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !found.is_ok_and(|s| s.success()) {
-        assert!(
-            std::env::var("TENANTD_REQUIRE_MOTO").as_deref() != Ok("1"),
-            "moto's server is required (python3 -m pip install 'moto[server]')"
-        );
-        eprintln!("skipped: moto's server not installed (python3 -m pip install 'moto[server]')");
-        return None;
-    }
-    let port = port.unwrap_or_else(free_port);
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto's server starts");
-    let moto = Moto { child, port };
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = http.put(format!("{}/{BUCKET}", moto.url())).send().await;
-        match r {
-            Ok(r) if r.status().is_success() => return Some(moto),
-            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
-            other => panic!("moto did not come up: {other:?}"),
-        }
-    }
-}
-
-impl Moto {
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
 /// A moto server with its bucket, a work dir, the backup flags, and the data dir to use.
 async fn setup() -> Option<(Moto, tempfile::TempDir, Vec<String>, std::path::PathBuf)> {
-    let moto = moto(None).await?;
+    let moto = Moto::start(None).await?;
     let work = tempfile::tempdir().unwrap();
-    let flags = backup_flags(&moto, work.path());
+    let flags = backup_flags(&moto.url(), work.path());
     let data = work.path().join("data");
     Some((moto, work, flags, data))
-}
-
-/// The backup flags for `moto`, with the credentials in a file under `dir`.
-fn backup_flags(moto: &Moto, dir: &Path) -> Vec<String> {
-    let creds = dir.join("credentials");
-    std::fs::write(
-        &creds,
-        "[default]\naws_access_key_id = testing\naws_secret_access_key = testing-secret\n",
-    )
-    .unwrap();
-    vec![
-        "--backup-bucket".into(),
-        BUCKET.into(),
-        "--backup-prefix".into(),
-        PREFIX.into(),
-        "--backup-endpoint".into(),
-        moto.url(),
-        "--backup-credentials".into(),
-        creds.display().to_string(),
-    ]
 }
 
 struct Server {
@@ -435,11 +346,11 @@ async fn a_destroyed_node_comes_back_from_the_bucket_with_every_acknowledged_wri
 
 #[tokio::test]
 async fn point_in_time_damage_and_an_outage() {
-    let Some(mut moto) = moto(None).await else {
+    let Some(mut moto) = Moto::start(None).await else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let flags = backup_flags(&moto, work.path());
+    let flags = backup_flags(&moto.url(), work.path());
     let data = work.path().join("data");
     let srv = Server::start(&data, &flags);
     for t in TENANTS {
@@ -529,8 +440,8 @@ async fn point_in_time_damage_and_an_outage() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     srv.webhook("initech", "initech-hook-2").await;
-    moto = self::moto(Some(port)).await.unwrap();
-    let flags = backup_flags(&moto, work.path());
+    moto = Moto::start(Some(port)).await.unwrap();
+    let flags = backup_flags(&moto.url(), work.path());
     let deadline = Instant::now() + CAUGHT_UP;
     while srv.metric("tenantd_backup_pending_tenants").await > 0 {
         assert!(Instant::now() < deadline, "the backlog never drained");
@@ -666,11 +577,7 @@ async fn slow_and_erroring_responses_are_retried_within_a_round() {
         return;
     };
     let (port, refused) = flaky_proxy(moto.port, 3, Duration::from_millis(300), false).await;
-    let proxied = Moto {
-        child: Command::new("true").spawn().unwrap(),
-        port,
-    };
-    let flags = backup_flags(&proxied, work.path());
+    let flags = backup_flags(&format!("http://127.0.0.1:{port}"), work.path());
     let srv = Server::start(&data, &flags);
     srv.create("acme").await;
     srv.webhook("acme", "acme-hook-0").await;
@@ -705,11 +612,7 @@ async fn a_node_killed_mid_upload_leaves_nothing_half_listed_and_resumes() {
         return;
     };
     let (port, stalled) = flaky_proxy(moto.port, 0, Duration::ZERO, true).await;
-    let proxied = Moto {
-        child: Command::new("true").spawn().unwrap(),
-        port,
-    };
-    let flags = backup_flags(&proxied, work.path());
+    let flags = backup_flags(&format!("http://127.0.0.1:{port}"), work.path());
     let mut srv = Server::start(&data, &flags);
     srv.create("acme").await;
     srv.webhook("acme", "acme-hook-0").await;

@@ -9,7 +9,10 @@
 //! - `crash` mode: per tenant and per kind, what is missing is a tail: nothing missing has an
 //!   id (event id, SQL rowid) below one that is there;
 //! - both: an event id or rowid never changes owner while its owner is there, nothing is stored
-//!   twice, and the server starts.
+//!   twice, and the server starts;
+//! - the continuous backup (to a moto S3 server, when installed: `common/moto.rs`) runs all
+//!   along; its `backup.db` is checked like every database, and after the last clean stop
+//!   `tenantd restore --all` into a fresh data dir serves exactly what the node served last.
 //!
 //! The counts of what each mode lost are printed (`docs/POWER.md` has them). Needs root and
 //! `/dev/fuse`: skipped with a message otherwise, unless `TENANTD_REQUIRE_FUSE=1`. The default
@@ -26,6 +29,8 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 
 mod common;
+#[path = "common/moto.rs"]
+mod moto;
 
 const TENANTS: [&str; 3] = ["power-a", "power-b", "power-c"];
 const WRITERS: usize = 4;
@@ -337,6 +342,56 @@ fn copy_dir(from: &Path, to: &Path, dbs: &mut Vec<PathBuf>) {
     }
 }
 
+/// The node lost after the last (clean) stop: `tenantd restore --all` into a new data dir,
+/// served, must hold exactly what the last read returned, every tenant.
+async fn restored_matches(
+    http: &reqwest::Client,
+    backup: &[String],
+    dir: &Path,
+    last_read: Vec<Stored>,
+) -> Vec<String> {
+    let data = dir.join("restored");
+    let out = common::tenantd()
+        .args(["restore", "--all", "--data"])
+        .arg(&data)
+        .args(backup)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return vec![format!(
+            "restore --all failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )];
+    }
+    let (child, url) = common::spawn_serve(common::tenantd(), &data, &[]);
+    let _srv = Server(child);
+    let restored = read_all(http, &url, &token(&data), "after restore --all").await;
+    let count = |r: &[Stored]| r.iter().map(|(_, rows)| rows.len()).sum::<usize>();
+    if restored == last_read {
+        eprintln!(
+            "restore --all after the last stop: {} events and rows, as served",
+            count(&restored)
+        );
+        return Vec::new();
+    }
+    let differ: Vec<_> = last_read
+        .iter()
+        .zip(&restored)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| {
+            format!(
+                "{:?}: served {} rows, restored {}",
+                a.0,
+                a.1.len(),
+                b.1.len()
+            )
+        })
+        .collect();
+    vec![format!(
+        "restore --all differs from the last read: {differ:?}"
+    )]
+}
+
 fn wait_exit(child: &mut Child) {
     let deadline = Instant::now() + WAIT;
     while child.try_wait().unwrap().is_none() {
@@ -366,6 +421,19 @@ async fn power_cuts(durability: &'static str, metadata: powerfs::Metadata) {
     let mut wrong = Vec::new();
     let http = reqwest::Client::builder().timeout(WAIT).build().unwrap();
     let mut report = powerfs::CutReport::default();
+    // Continuous backup to a real S3 API all along (its state file, `backup.db`, is on the
+    // mount like the rest), restored at the end; without moto the run goes on without it.
+    let moto = moto::Moto::start(None).await;
+    let backup = moto
+        .as_ref()
+        .map(|m| moto::backup_flags(&m.url(), dir.path()))
+        .unwrap_or_default();
+    let mut serve_args = vec!["--durability", durability];
+    if !backup.is_empty() {
+        serve_args.extend(backup.iter().map(String::as_str));
+        serve_args.extend(["--backup-interval", "1s", "--backup-log-interval", "200ms"]);
+    }
+    let mut last_read = Vec::new();
 
     for cycle in 0..=CUTS {
         let mount =
@@ -373,7 +441,7 @@ async fn power_cuts(durability: &'static str, metadata: powerfs::Metadata) {
         // The shim shows powerfs the server's syncfs(2) calls (crash mode's checkpoints).
         let mut cmd = common::tenantd();
         cmd.envs(powerfs::syncfs_env(&mnt));
-        let (child, url) = common::spawn_serve(cmd, &mnt, &["--durability", durability]);
+        let (child, url) = common::spawn_serve(cmd, &mnt, &serve_args);
         let mut srv = Server(child);
         let token = token(&mnt);
         if cycle == 0 {
@@ -394,6 +462,7 @@ async fn power_cuts(durability: &'static str, metadata: powerfs::Metadata) {
         }
         let when = format!("{durability} mode, after cut {cycle}");
         let read = read_all(&http, &url, &token, &when).await;
+        last_read = read.clone();
         wrong.extend(check(&mut ledger.lock().unwrap(), durability, read, &when));
         if cycle == CUTS {
             // SAFETY: SIGTERM to our own child.
@@ -447,6 +516,9 @@ async fn power_cuts(durability: &'static str, metadata: powerfs::Metadata) {
         &backing,
         &format!("{durability} mode, at the end"),
     ));
+    if !backup.is_empty() {
+        wrong.extend(restored_matches(&http, &backup, dir.path(), last_read).await);
+    }
 
     let l = ledger.lock().unwrap();
     let n = |m: &HashMap<Kind, usize>, k| m.get(&k).copied().unwrap_or(0);

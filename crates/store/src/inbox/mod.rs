@@ -217,6 +217,12 @@ impl Inbox {
         self.inner.cfg.data_dir.join(LOG_DIR)
     }
 
+    /// The last LSN the log has synced: every record up to it survives a power cut (in
+    /// `crash` mode the log is up to its sync interval ahead of it).
+    pub fn durable_lsn(&self) -> ingest::Lsn {
+        self.inner.log.stats().durable_lsn
+    }
+
     /// The hold on log release: segments go only once every record in them is at or below
     /// the value (the backup stores its shipped LSN here; `u64::MAX`, the start value, holds
     /// nothing back).
