@@ -8,7 +8,10 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig};
+use object_store::{
+    BackoffConfig, ClientOptions, MultipartUpload, ObjectStore, PutPayload, RetryConfig,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::BackupConfig;
 use crate::error::BackupError;
@@ -21,6 +24,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// instead of holding a round's slot for minutes.
 const MAX_RETRIES: usize = 4;
 const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A snapshot file up to this size goes up in one PUT; a bigger one in parts of this size
+/// (S3's parts are at least 5 MiB), read from the file one at a time, so memory per upload
+/// stays at one part whatever the tenant's size.
+pub const PART_BYTES: usize = 8 << 20;
 
 /// A bucket and the key prefix of this node's backups.
 #[derive(Clone)]
@@ -75,10 +82,49 @@ impl Remote {
         Ok(())
     }
 
-    /// The bytes of snapshot `snap`.
-    pub async fn get(&self, snap: &SnapshotKey) -> Result<Bytes, BackupError> {
+    /// Stores the file at `file` as snapshot `snap`: one PUT up to [`PART_BYTES`], else a
+    /// multipart upload (S3 shows the object only once it is complete, so it is whole or
+    /// absent either way; a failed upload is aborted). Errors: reading the file, the store.
+    pub async fn put_file(
+        &self,
+        snap: &SnapshotKey,
+        file: &std::path::Path,
+    ) -> Result<(), BackupError> {
+        let mut f = tokio::fs::File::open(file).await?;
+        let len = f.metadata().await?.len();
+        if len <= PART_BYTES as u64 {
+            let mut body = Vec::with_capacity(len as usize);
+            f.read_to_end(&mut body).await?;
+            return self.put(snap, Bytes::from(body)).await;
+        }
         let path = ObjectPath::from(snap.key(&self.prefix));
-        Ok(self.store.get(&path).await?.bytes().await?)
+        let mut up = self.store.put_multipart(&path).await?;
+        match send_parts(&mut f, up.as_mut()).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if let Err(abort) = up.abort().await {
+                    tracing::debug!(error = %abort, "backup: aborting a multipart upload failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Downloads snapshot `snap` into the file `to` (created or truncated), streamed: a large
+    /// tenant is never held in memory.
+    pub async fn get_to_file(
+        &self,
+        snap: &SnapshotKey,
+        to: &std::path::Path,
+    ) -> Result<(), BackupError> {
+        let path = ObjectPath::from(snap.key(&self.prefix));
+        let mut body = self.store.get(&path).await?.into_stream();
+        let mut f = tokio::fs::File::create(to).await?;
+        while let Some(piece) = body.try_next().await? {
+            f.write_all(&piece).await?;
+        }
+        f.flush().await?;
+        Ok(())
     }
 
     /// Deletes snapshot `snap` (absent is fine).
@@ -152,4 +198,24 @@ impl Remote {
         ids.sort();
         Ok(ids)
     }
+}
+
+/// Sends `f` as the parts of `up`, one [`PART_BYTES`] part at a time, and completes it.
+async fn send_parts(
+    f: &mut tokio::fs::File,
+    up: &mut dyn MultipartUpload,
+) -> Result<(), BackupError> {
+    loop {
+        let mut part = Vec::with_capacity(PART_BYTES);
+        (&mut *f)
+            .take(PART_BYTES as u64)
+            .read_to_end(&mut part)
+            .await?;
+        if part.is_empty() {
+            break;
+        }
+        up.put_part(PutPayload::from(part)).await?;
+    }
+    up.complete().await?;
+    Ok(())
 }

@@ -137,11 +137,23 @@ pub async fn restore_tenant(
             });
         }
     }
-    let body = remote.get(&snap).await?;
-    let (dest2, snap2) = (dest.to_owned(), snap.clone());
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let download = dir.join(format!(
+        ".{}.download.{:016x}",
+        snap.tenant,
+        rand::random::<u64>()
+    ));
+    let fetched = remote.get_to_file(&snap, &download).await;
+    let (dest2, snap2, file) = (dest.to_owned(), snap.clone(), download.clone());
     let finish = move |tmp: &Path| add_log(tmp, &log, place.created_lsn, &origin);
     let bytes = tokio::task::spawn_blocking(move || {
-        install(&body, &snap2, &dest2, remote_key(&snap2), finish)
+        let installed = fetched.and_then(|()| {
+            let body = std::io::BufReader::new(std::fs::File::open(&file)?);
+            install(body, &snap2, &dest2, remote_key(&snap2), finish)
+        });
+        let _ = std::fs::remove_file(&file);
+        installed
     })
     .await
     .map_err(|e| BackupError::Io(std::io::Error::other(e)))??;
@@ -203,7 +215,7 @@ fn add_log(
 /// Unpacks `body` next to `dest`, checks it, lets `finish` complete the copy, and renames it
 /// over `dest`; returns its size.
 fn install(
-    body: &[u8],
+    body: impl Read,
     snap: &SnapshotKey,
     dest: &Path,
     name: String,
@@ -238,7 +250,7 @@ fn install(
 
 /// Decompresses `body` into `tmp` (fsynced), checking the sha256 and `integrity_check`.
 fn unpack_checked(
-    body: &[u8],
+    body: impl Read,
     snap: &SnapshotKey,
     tmp: &Path,
     name: &str,
@@ -363,7 +375,7 @@ mod tests {
         let mut bad = body.clone();
         let mid = bad.len() / 2;
         bad[mid] ^= 0xff;
-        let err = install(&bad, &snap, &dest, "k".into(), |_| Ok(())).unwrap_err();
+        let err = install(&bad[..], &snap, &dest, "k".into(), |_| Ok(())).unwrap_err();
         assert!(matches!(err, BackupError::Corrupt { .. }), "{err}");
         assert_eq!(std::fs::read(&dest).unwrap(), b"old");
         // Right bytes under a wrong checksum: refused too.
@@ -371,12 +383,12 @@ mod tests {
             sha256: "0".repeat(64),
             ..snap.clone()
         };
-        let err = install(&body, &wrong, &dest, "k".into(), |_| Ok(()))
+        let err = install(&body[..], &wrong, &dest, "k".into(), |_| Ok(()))
             .unwrap_err()
             .to_string();
         assert!(err.contains("sha256"), "{err}");
 
-        install(&body, &snap, &dest, "k".into(), |_| Ok(())).unwrap();
+        install(&body[..], &snap, &dest, "k".into(), |_| Ok(())).unwrap();
         assert!(!companions(&dest)[0].exists(), "the stale WAL went first");
         let c = rusqlite::Connection::open(&dest).unwrap();
         assert_eq!(

@@ -350,14 +350,18 @@ impl Inner {
                 return Err(e.into());
             }
         }
-        let file = tmp.clone();
+        let (file, zst) = (tmp.clone(), tmp.with_extension("db.zst"));
+        let out = zst.clone();
         let packed = tokio::task::spawn_blocking(move || {
-            let packed = pack(&file);
+            let packed = pack(&file, &out);
             let _ = std::fs::remove_file(&file);
             packed
         })
         .await
-        .map_err(|e| BackupError::Io(std::io::Error::other(e)))??;
+        .map_err(|e| BackupError::Io(std::io::Error::other(e)))?;
+        // The compressed file goes whatever happens below.
+        let _cleanup = RemoveOnDrop(zst.clone());
+        let packed = packed?;
         let last = self.state.lock().get(id.as_str())?;
         if last.is_some_and(|u| u.sha256 == packed.sha256) {
             return Ok(Outcome::Unchanged);
@@ -367,8 +371,8 @@ impl Inner {
             tenant: id.as_str().to_owned(),
             sha256: packed.sha256.clone(),
         };
-        let bytes = packed.body.len() as u64;
-        self.remote.put(&snap, packed.body).await?;
+        let bytes = packed.compressed_bytes;
+        self.remote.put_file(&snap, &zst).await?;
         self.state.lock().record(&Upload {
             tenant: snap.tenant.clone(),
             at_ms,
@@ -442,18 +446,29 @@ impl Inner {
     }
 }
 
-/// A snapshot ready to upload.
+/// A snapshot compressed into a file, ready to upload.
 struct Packed {
-    body: Bytes,
     sha256: String,
     raw_bytes: u64,
+    compressed_bytes: u64,
 }
 
-/// Reads `path` once: its sha256 and its zstd-compressed bytes.
-fn pack(path: &Path) -> Result<Packed, BackupError> {
+/// Deletes a file when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Reads `path` once: its sha256, and its zstd-compressed bytes written to `out` (a file, so a
+/// large tenant is never held in memory).
+fn pack(path: &Path, out: &Path) -> Result<Packed, BackupError> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut enc = zstd::Encoder::new(Vec::new(), ZSTD_LEVEL)?;
+    let sink = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut enc = zstd::Encoder::new(sink, ZSTD_LEVEL)?;
     let mut buf = vec![0u8; 1 << 16];
     let mut raw_bytes = 0u64;
     loop {
@@ -465,10 +480,16 @@ fn pack(path: &Path) -> Result<Packed, BackupError> {
         enc.write_all(&buf[..n])?;
         raw_bytes += n as u64;
     }
+    let sink = enc.finish()?;
+    let compressed_bytes = sink
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .metadata()?
+        .len();
     Ok(Packed {
-        body: Bytes::from(enc.finish()?),
         sha256: hex::encode(hasher.finalize()),
         raw_bytes,
+        compressed_bytes,
     })
 }
 

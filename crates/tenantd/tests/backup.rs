@@ -227,6 +227,51 @@ fn expected(t: &str, hooks: usize, rows: usize) -> (Vec<String>, Vec<String>) {
     (m, r)
 }
 
+/// Every blob of `db`'s `blobs` table, in rowid order.
+fn blobs(db: &Path) -> Vec<Vec<u8>> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut s = c.prepare("SELECT b FROM blobs ORDER BY rowid").unwrap();
+    let rows = s.query_map([], |r| r.get(0)).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// A tenant bigger than one upload part (20 MiB of random blobs, which zstd cannot shrink) goes
+/// up as a multipart upload, read from the compressed file a part at a time, and is restored
+/// (downloaded to a file, not into memory) byte for byte.
+#[tokio::test]
+async fn a_tenant_larger_than_one_part_goes_up_in_parts_and_comes_back_whole() {
+    let Some((_moto, work, flags, data)) = setup().await else {
+        return;
+    };
+    let srv = Server::start(&data, &flags);
+    srv.create("acme").await;
+    let token = sql_token(&data, "acme");
+    srv.sql("acme", &token, "CREATE TABLE blobs(b BLOB NOT NULL)")
+        .await;
+    let fill = "INSERT INTO blobs SELECT randomblob(1048576) FROM (WITH RECURSIVE \
+                c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20) SELECT x FROM c)";
+    srv.sql("acme", &token, fill).await;
+    let deadline = Instant::now() + CAUGHT_UP;
+    // More than two parts' worth uploaded: the snapshot with the blobs went up in parts.
+    while srv.metric("tenantd_backup_uploaded_bytes_total").await < 2 * (8 << 20) {
+        assert!(Instant::now() < deadline, "the big snapshot never went up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(srv.metric("tenantd_backup_failures_total").await, 0);
+    let out = work.path().join("out");
+    let (ok, text) = restore(&flags, &["acme", "--to", out.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let restored = blobs(&out.join("acme.db"));
+    assert_eq!(restored.len(), 20);
+    let source = std::fs::read_dir(data.join("tenants"))
+        .unwrap()
+        .flat_map(|a| std::fs::read_dir(a.unwrap().path()).unwrap())
+        .map(|b| b.unwrap().path().join("acme.db"))
+        .find(|p| p.exists())
+        .expect("acme's file");
+    assert!(restored == blobs(&source), "the restored blobs differ");
+}
+
 #[tokio::test]
 async fn a_destroyed_node_comes_back_from_the_bucket_with_every_acknowledged_write_once() {
     let Some((_moto, work, flags, data)) = setup().await else {
