@@ -273,6 +273,26 @@ pub fn last_lsn(dir: &Path) -> Result<Lsn, BackupError> {
     Ok(last)
 }
 
+/// Makes the log in `dir` go on after `last` (the bucket's last shipped LSN) if it holds no
+/// segment yet: an empty segment starting at `last + 1`, made durable. A node restored into a
+/// fresh data dir would otherwise number its records from 1 again, and ship them under LSNs
+/// the bucket already holds for other records. Returns whether it did; a log that exists is
+/// left alone.
+pub fn continue_after(dir: &Path, last: Lsn) -> Result<bool, BackupError> {
+    let exists = match list_segments(dir) {
+        Ok(segs) => !segs.is_empty(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e.into()),
+    };
+    if exists || last == 0 {
+        return Ok(false);
+    }
+    ingest::segment::create_dir_durably(dir)?;
+    ingest::segment::create_segment(dir, last + 1)?.sync_all()?;
+    ingest::segment::sync_dir(dir)?;
+    Ok(true)
+}
+
 /// Writes `frames` (for tests: a log dir as the ingest writer leaves it).
 pub fn write_segment(dir: &Path, first: Lsn, frames: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;

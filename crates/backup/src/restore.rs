@@ -31,6 +31,8 @@ pub const RESTORED_FROM_KEY: &str = "restored_from";
 #[derive(Debug, Default)]
 pub struct ShippedLog {
     by_tenant: HashMap<String, Vec<(Lsn, Record)>>,
+    /// The last LSN in the bucket (0 without a chunk).
+    pub last_lsn: Lsn,
     /// Chunks that could not be read (key and reason): their webhooks are not restored.
     pub damaged: Vec<(String, String)>,
 }
@@ -40,6 +42,7 @@ impl ShippedLog {
     pub async fn load(remote: &Remote) -> Result<Self, BackupError> {
         let mut log = ShippedLog::default();
         for (chunk, _) in remote.log_chunks().await? {
+            log.last_lsn = log.last_lsn.max(chunk.last);
             let body = remote.get_log(&chunk).await?;
             match decode_chunk(&body) {
                 Ok(records) => {

@@ -137,10 +137,18 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     for (key, why) in &log.damaged {
         eprintln!("log chunk {key} is damaged ({why}): its webhooks are not restored");
     }
+    let log_dir = data.join(store::inbox::LOG_DIR);
+    if args.to.is_none() && backup::log_ship::continue_after(&log_dir, log.last_lsn)? {
+        eprintln!(
+            "the data dir's ingest log starts after LSN {}, the last in the bucket, so its \
+             records never take a shipped record's LSN",
+            log.last_lsn
+        );
+    }
     let place = Placement {
         created_lsn: match &args.to {
             Some(_) => 0,
-            None => backup::log_ship::last_lsn(&data.join(store::inbox::LOG_DIR))?,
+            None => backup::log_ship::last_lsn(&log_dir)?,
         },
         force: args.force,
     };

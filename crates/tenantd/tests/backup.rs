@@ -558,6 +558,47 @@ async fn webhooks_reach_the_bucket_with_the_log_between_snapshots_and_survive_ki
     assert!(ok && out.matches("already in place").count() == 3, "{out}");
 }
 
+/// A node restored into a fresh data dir numbered its log from 1 again, so the records it
+/// shipped took LSNs the bucket already held for the old node's records, and the next restore
+/// kept one record per LSN: the new webhooks were lost (only the shipped log carried them).
+#[tokio::test]
+async fn regression_a_restored_node_gives_its_records_lsns_the_bucket_does_not_hold() {
+    let Some((_moto, _work, flags, data)) = setup().await else {
+        return;
+    };
+    let db = store::layout::tenant_path(&data, &store::TenantId::parse("acme").unwrap());
+    // The old node: six webhooks, shipped in one chunk at its clean stop.
+    let quiet = ["--backup-interval", "1h", "--backup-log-interval", "1h"];
+    let srv = Server::start_with(&data, &flags, &quiet);
+    srv.create("acme").await;
+    for i in 0..6 {
+        srv.webhook("acme", &format!("acme-hook-{i}")).await;
+    }
+    srv.stop();
+    std::fs::remove_dir_all(&data).unwrap();
+    let (ok, out) = restore(&flags, &["--all", "--data", data.to_str().unwrap()]);
+    assert!(ok && out.contains("starts after LSN 6"), "{out}");
+
+    // The restored node: three more, each shipped in a chunk of its own, then lost (kill -9,
+    // and snapshots only hourly: the log alone carries them).
+    let slow = ["--backup-interval", "1h", "--backup-log-interval", "100ms"];
+    let mut srv = Server::start_with(&data, &flags, &slow);
+    for i in 6..9u64 {
+        srv.webhook("acme", &format!("acme-hook-{i}")).await;
+        let deadline = Instant::now() + CAUGHT_UP;
+        while srv.metric("tenantd_backup_log_records_total").await < i - 5 {
+            assert!(Instant::now() < deadline, "webhook {i} never shipped");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+    std::fs::remove_dir_all(&data).unwrap();
+    let (ok, out) = restore(&flags, &["--all", "--data", data.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert_eq!(contents(&db).0, expected("acme", 9, 0).0);
+}
+
 /// A proxy in front of moto that answers the first `refuse` connections with
 /// `503 Slow Down` after `delay` (as S3 does under load), then passes everything through;
 /// with `stall_puts`, a connection whose request is a PUT is held without an answer instead
