@@ -1,8 +1,12 @@
 //! Object keys of snapshots, and the pure choices made on lists of them.
 //!
-//! `<prefix>/tenants/<id>/<ms>-<sha256>.db.zst`: `ms` is the snapshot's time (Unix ms, 16
-//! digits, so keys list in time order) and `sha256` the hex digest of the uncompressed database
-//! file, which a restore checks before installing anything.
+//! `<prefix>/tenants/<id>/<ms>-<sha256>-<lsn>.db.zst`: `ms` is the snapshot's time (Unix ms, 16
+//! digits, so keys list in time order), `sha256` the hex digest of the uncompressed database
+//! file, which a restore checks before installing anything, and `lsn` (20 digits) the ingest
+//! log position every record at or below which was in its tenant file before the snapshot
+//! began: a restore needs only the shipped records after it. A key without it (`<ms>-<sha256>`,
+//! tombstones and keys written before) counts as position 0: every shipped record may be
+//! needed.
 
 use std::time::Duration;
 
@@ -26,6 +30,9 @@ pub struct SnapshotKey {
     pub tenant: String,
     /// sha256 (hex) of the uncompressed file.
     pub sha256: String,
+    /// Every ingest-log record at or below this LSN was in its tenant's file before the
+    /// snapshot began (`None`: a key written before keys carried it, read as 0).
+    pub applied_lsn: Option<u64>,
 }
 
 /// `<prefix>/tenants` (or `tenants` without a prefix).
@@ -45,12 +52,11 @@ pub fn tenant_dir(prefix: &str, tenant: &str) -> String {
 impl SnapshotKey {
     /// The object key under `prefix`.
     pub fn key(&self, prefix: &str) -> String {
-        format!(
-            "{}/{:016}-{}{SUFFIX}",
-            tenant_dir(prefix, &self.tenant),
-            self.at_ms,
-            self.sha256
-        )
+        let dir = tenant_dir(prefix, &self.tenant);
+        match self.applied_lsn {
+            Some(lsn) => format!("{dir}/{:016}-{}-{lsn:020}{SUFFIX}", self.at_ms, self.sha256),
+            None => format!("{dir}/{:016}-{}{SUFFIX}", self.at_ms, self.sha256),
+        }
     }
 
     /// A tombstone for `tenant` at `at_ms`.
@@ -59,6 +65,7 @@ impl SnapshotKey {
             at_ms,
             tenant: tenant.to_owned(),
             sha256: GONE.to_owned(),
+            applied_lsn: None,
         }
     }
 
@@ -71,7 +78,12 @@ impl SnapshotKey {
     pub fn parse(prefix: &str, key: &str) -> Option<Self> {
         let rest = key.strip_prefix(&tenants_dir(prefix))?.strip_prefix('/')?;
         let (tenant, name) = rest.split_once('/')?;
-        let (ms, sha) = name.strip_suffix(SUFFIX)?.split_once('-')?;
+        let (ms, rest) = name.strip_suffix(SUFFIX)?.split_once('-')?;
+        let (sha, applied_lsn) = match rest.split_once('-') {
+            Some((sha, lsn)) if lsn.len() == 20 => (sha, Some(lsn.parse().ok()?)),
+            Some(_) => return None,
+            None => (rest, None),
+        };
         let valid_sha =
             sha == GONE || (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()));
         if tenant.is_empty() || ms.len() != 16 || !valid_sha {
@@ -81,6 +93,7 @@ impl SnapshotKey {
             at_ms: ms.parse().ok()?,
             tenant: tenant.to_owned(),
             sha256: sha.to_ascii_lowercase(),
+            applied_lsn,
         })
     }
 }
@@ -172,6 +185,7 @@ mod tests {
             at_ms,
             tenant: "acme".into(),
             sha256: format!("{:064x}", at_ms),
+            applied_lsn: Some(at_ms / 2),
         }
     }
 
@@ -182,10 +196,15 @@ mod tests {
         assert_eq!(
             key,
             format!(
-                "backups/node1/tenants/acme/0001700000000123-{}.db.zst",
+                "backups/node1/tenants/acme/0001700000000123-{}-00000000850000000061.db.zst",
                 s.sha256
             )
         );
+        // A key written before the log position was in it: position 0.
+        let old = format!("tenants/acme/0001700000000123-{}.db.zst", s.sha256);
+        let parsed = SnapshotKey::parse("", &old).unwrap();
+        assert_eq!((parsed.at_ms, parsed.applied_lsn), (s.at_ms, None));
+        assert_eq!(parsed.key(""), old, "and it is fetched under its own key");
         assert_eq!(SnapshotKey::parse("backups/node1", &key), Some(s.clone()));
         assert_eq!(SnapshotKey::parse("", &snap(5).key("")), Some(snap(5)));
         assert!(
@@ -197,6 +216,7 @@ mod tests {
             "tenants/acme/1700000000123-".to_owned().as_str(),
             "other/acme/0001700000000123-0.db.zst",
             "tenants/acme/x.db.zst",
+            &format!("tenants/acme/0001700000000123-{}-12.db.zst", s.sha256),
         ] {
             assert_eq!(SnapshotKey::parse("", bad), None, "{bad}");
         }

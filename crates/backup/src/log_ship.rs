@@ -53,13 +53,13 @@ pub struct ShipStats {
     pub hold_dropped: AtomicU64,
 }
 
-/// The log's durable LSN, read at each shipment (`store::inbox::Inbox::durable_lsn`).
-pub type DurableLsn = Arc<dyn Fn() -> Lsn + Send + Sync>;
+/// A position in the node's ingest log, read when needed (e.g. `store::inbox::Inbox::durable_lsn`).
+pub type LsnFn = Arc<dyn Fn() -> Lsn + Send + Sync>;
 
 /// Ships one node's ingest log.
 pub struct Shipper {
     dir: PathBuf,
-    durable: DurableLsn,
+    durable: LsnFn,
     remote: Remote,
     hold: Arc<AtomicU64>,
     state: Arc<Mutex<State>>,
@@ -83,7 +83,7 @@ impl Shipper {
     /// shipped LSN in `state` (the hold is set to it at once).
     pub fn new(
         dir: PathBuf,
-        durable: DurableLsn,
+        durable: LsnFn,
         remote: Remote,
         hold: Arc<AtomicU64>,
         state: Arc<Mutex<State>>,

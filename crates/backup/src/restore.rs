@@ -38,19 +38,29 @@ pub struct ShippedLog {
 }
 
 impl ShippedLog {
-    /// Downloads and checks every log chunk of the prefix.
-    pub async fn load(remote: &Remote) -> Result<Self, BackupError> {
+    /// The records a restore needs: for each tenant of `want`, its shipped records after the
+    /// LSN given (its snapshot's applied position). Chunks wholly at or below the smallest of
+    /// those are not downloaded; the others are checked (CRC per frame) and only the wanted
+    /// records are kept, so memory follows what the snapshots lack, not the log's size. With
+    /// an empty `want`, every chunk is downloaded and checked and nothing is kept.
+    pub async fn load(remote: &Remote, want: &HashMap<String, Lsn>) -> Result<Self, BackupError> {
         let mut log = ShippedLog::default();
+        let floor = want.values().min().copied();
         for (chunk, _) in remote.log_chunks().await? {
             log.last_lsn = log.last_lsn.max(chunk.last);
+            if floor.is_some_and(|f| chunk.last <= f) {
+                continue;
+            }
             let body = remote.get_log(&chunk).await?;
             match decode_chunk(&body) {
                 Ok(records) => {
                     for (lsn, r) in records {
-                        log.by_tenant
-                            .entry(r.tenant.clone())
-                            .or_default()
-                            .push((lsn, r));
+                        if want.get(&r.tenant).is_some_and(|&after| lsn > after) {
+                            log.by_tenant
+                                .entry(r.tenant.clone())
+                                .or_default()
+                                .push((lsn, r));
+                        }
                     }
                 }
                 Err(why) => log.damaged.push((chunk.key(remote.prefix()), why)),
@@ -98,18 +108,14 @@ pub struct Restored {
     pub skipped: bool,
 }
 
-/// Restores `tenant` to the file `dest`: the newest snapshot at or before `at_ms` (`None`:
-/// the newest) plus `log`, the tenant's shipped webhooks up to `at_ms`. Refuses to replace a
-/// different existing file unless `place.force`. The caller makes sure nothing has `dest` open
-/// (no server on that data dir).
-pub async fn restore_tenant(
+/// The snapshot a restore of `tenant` at `at_ms` installs: the newest at or before it
+/// (`None`: the newest). Errors: `NoSnapshot`, `Gone` (a tombstone: deleted or moved away),
+/// listing.
+pub async fn choose_snapshot(
     remote: &Remote,
     tenant: &str,
     at_ms: Option<u64>,
-    dest: &Path,
-    log: Vec<(Lsn, Record)>,
-    place: Placement,
-) -> Result<Restored, BackupError> {
+) -> Result<SnapshotKey, BackupError> {
     let snaps = remote.snapshots(tenant).await?;
     let snap = pick(&snaps, at_ms)
         .ok_or_else(|| BackupError::NoSnapshot {
@@ -123,6 +129,21 @@ pub async fn restore_tenant(
             at: format_ms(snap.at_ms),
         });
     }
+    Ok(snap)
+}
+
+/// Restores snapshot `snap` (from [`choose_snapshot`]) to the file `dest`, plus `log`, its
+/// tenant's shipped webhooks up to the restore time. Refuses to replace a different existing
+/// file unless `place.force`. The caller makes sure nothing has `dest` open (no server on that
+/// data dir).
+pub async fn restore_tenant(
+    remote: &Remote,
+    snap: SnapshotKey,
+    dest: &Path,
+    log: Vec<(Lsn, Record)>,
+    place: Placement,
+) -> Result<Restored, BackupError> {
+    let tenant = snap.tenant.as_str();
     let origin = format!("{}:{}", snap.sha256, log.last().map_or(0, |(l, _)| *l));
     if dest.exists() {
         let done = !has_wal(dest) && restored_from(dest).ok().flatten() == Some(origin.clone());
@@ -362,6 +383,7 @@ mod tests {
             at_ms: 1,
             tenant: "acme".into(),
             sha256: sha,
+            applied_lsn: None,
         };
         (body, snap)
     }

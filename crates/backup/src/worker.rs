@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use crate::config::BackupConfig;
 use crate::error::BackupError;
 use crate::key::{expired, expired_log, SnapshotKey};
-use crate::log_ship::{ShipStats, Shipper};
+use crate::log_ship::{LsnFn, ShipStats, Shipper};
 use crate::remote::Remote;
 use crate::state::{State, Upload};
 
@@ -72,6 +72,20 @@ pub struct RoundReport {
     pub failed: usize,
 }
 
+/// How the backup reaches the node's ingest log (the inbox's).
+pub struct LogLink {
+    /// The log's directory.
+    pub dir: std::path::PathBuf,
+    /// The log's durable LSN (`Inbox::durable_lsn`): records up to it are shipped.
+    pub durable: LsnFn,
+    /// The LSN every record at or below which is in its tenant file (`Inbox::applied_upto`):
+    /// read at the start of each round and named in its snapshots' keys, so a restore fetches
+    /// only the shipped records after it.
+    pub applied: LsnFn,
+    /// The inbox's release hold: segments go only once shipped.
+    pub hold: Arc<AtomicU64>,
+}
+
 /// The running backup of one node.
 #[derive(Clone)]
 pub struct Backup {
@@ -87,6 +101,8 @@ struct Inner {
     ship_stats: Arc<ShipStats>,
     /// The ingest log's shipper, once [`Backup::ship_log`] set it up.
     shipper: tokio::sync::Mutex<Option<Shipper>>,
+    /// The log's applied position (see [`LogLink::applied`]); 0 without a log.
+    applied: Mutex<Option<LsnFn>>,
     stop: Notify,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     log_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -126,6 +142,7 @@ impl Backup {
                 stats: BackupStats::default(),
                 ship_stats: Arc::default(),
                 shipper: tokio::sync::Mutex::new(None),
+                applied: Mutex::new(None),
                 stop: Notify::new(),
                 task: Mutex::new(None),
                 log_task: Mutex::new(None),
@@ -136,25 +153,21 @@ impl Backup {
         })
     }
 
-    /// Ships the ingest log in `dir` too (call before [`Backup::start`]), records up to its
-    /// `durable` LSN, holding its release with `hold` (the inbox's) until they are in the
-    /// bucket.
-    pub async fn ship_log(
-        &self,
-        dir: std::path::PathBuf,
-        durable: crate::log_ship::DurableLsn,
-        hold: Arc<AtomicU64>,
-    ) -> Result<(), BackupError> {
+    /// Ships the ingest log too (call before [`Backup::start`]): records up to its durable
+    /// LSN, holding its release until they are in the bucket; snapshots name the applied
+    /// position.
+    pub async fn ship_log(&self, link: LogLink) -> Result<(), BackupError> {
         let i = &self.inner;
         let shipper = Shipper::new(
-            dir,
-            durable,
+            link.dir,
+            link.durable,
             i.remote.clone(),
-            hold,
+            link.hold,
             i.state.clone(),
             i.ship_stats.clone(),
         )?;
         *i.shipper.lock().await = Some(shipper);
+        *i.applied.lock() = Some(link.applied);
         Ok(())
     }
 
@@ -257,6 +270,8 @@ impl Backup {
         let _one = self.inner.round.lock().await;
         let changes = self.inner.pool.changes().expect("checked in new").clone();
         let started = now_ms();
+        // Read before any snapshot begins: each holds every record at or below it.
+        let applied = self.inner.applied.lock().as_ref().map_or(0, |f| f());
         let ids = changes.take();
         let mut report = RoundReport::default();
         self.inner.expire_log_now_and_then().await;
@@ -264,7 +279,7 @@ impl Backup {
             .map(|id| {
                 let inner = self.inner.clone();
                 async move {
-                    let r = inner.back_up(&id).await;
+                    let r = inner.back_up(&id, applied).await;
                     (id, r)
                 }
             })
@@ -331,7 +346,7 @@ impl Inner {
         Ok(marked)
     }
 
-    async fn back_up(&self, id: &TenantId) -> Result<Outcome, BackupError> {
+    async fn back_up(&self, id: &TenantId, applied_lsn: u64) -> Result<Outcome, BackupError> {
         let data = &self.pool.config().data_dir;
         let tmp = data
             .join(TMP_DIR)
@@ -370,6 +385,7 @@ impl Inner {
             at_ms,
             tenant: id.as_str().to_owned(),
             sha256: packed.sha256.clone(),
+            applied_lsn: Some(applied_lsn),
         };
         let bytes = packed.compressed_bytes;
         self.remote.put_file(&snap, &zst).await?;

@@ -1,12 +1,15 @@
 //! `tenantd restore` and `tenantd backup status|verify`: the bucket side of the continuous
 //! backup (`crates/backup`), run without a server.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{bail, Context};
+use backup::key::SnapshotKey;
 use backup::restore::{
-    format_ms, integrity_check, parse_at, restore_tenant, Placement, Restored, ShippedLog,
+    choose_snapshot, format_ms, integrity_check, parse_at, restore_tenant, Placement, Restored,
+    ShippedLog,
 };
 use backup::state::State;
 use backup::{BackupConfig, BackupError, Remote};
@@ -131,9 +134,27 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     if ids.is_empty() {
         bail!("the bucket holds no tenant under prefix {:?}", cfg.prefix);
     }
-    // The shipped webhooks, read once for every tenant; a damaged chunk is reported and its
-    // webhooks are not applied.
-    let log = ShippedLog::load(&remote).await?;
+    // Each tenant's snapshot first (listing, `parallel` at once): its key names the log
+    // position it holds, so only the shipped webhooks after it are read (once for every
+    // tenant; a damaged chunk is reported and its webhooks are not applied).
+    let parallel = if args.all { cfg.parallel } else { 1 };
+    let chosen: Vec<(TenantId, Result<SnapshotKey, BackupError>)> = futures_util::stream::iter(ids)
+        .map(|id| {
+            let remote = &remote;
+            async move {
+                let snap = choose_snapshot(remote, id.as_str(), at_ms).await;
+                (id, snap)
+            }
+        })
+        .buffered(parallel)
+        .collect()
+        .await;
+    let want: HashMap<String, u64> = chosen
+        .iter()
+        .filter_map(|(_, s)| s.as_ref().ok())
+        .map(|s| (s.tenant.clone(), s.applied_lsn.unwrap_or(0)))
+        .collect();
+    let log = ShippedLog::load(&remote, &want).await?;
     for (key, why) in &log.damaged {
         eprintln!("log chunk {key} is damaged ({why}): its webhooks are not restored");
     }
@@ -152,18 +173,21 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         },
         force: args.force,
     };
-    let bar = progress(ids.len(), args.all);
+    let bar = progress(chosen.len(), args.all);
     let failed = AtomicUsize::new(0);
-    let mut runs = futures_util::stream::iter(ids)
-        .map(|id| {
+    let mut runs = futures_util::stream::iter(chosen)
+        .map(|(id, snap)| {
             let (remote, dest) = (&remote, dest_of(&id));
             let records = log.for_tenant(id.as_str(), at_ms);
             async move {
-                let r = restore_tenant(remote, id.as_str(), at_ms, &dest, records, place).await;
+                let r = match snap {
+                    Ok(snap) => restore_tenant(remote, snap, &dest, records, place).await,
+                    Err(e) => Err(e),
+                };
                 (id, dest, r)
             }
         })
-        .buffer_unordered(if args.all { cfg.parallel } else { 1 });
+        .buffer_unordered(parallel);
     while let Some((id, dest, r)) = runs.next().await {
         match r.and_then(|r| {
             if let Some(c) = &catalog {
@@ -359,7 +383,10 @@ async fn verify(place: &Place, sample: usize) -> anyhow::Result<()> {
             created_lsn: 0,
             force: true,
         };
-        let r = restore_tenant(&remote, name, None, &dest, Vec::new(), place).await;
+        let r = match choose_snapshot(&remote, name, None).await {
+            Ok(snap) => restore_tenant(&remote, snap, &dest, Vec::new(), place).await,
+            Err(e) => Err(e),
+        };
         let checked = r.and_then(|r| {
             let ok = integrity_check(&dest)?;
             Ok::<_, BackupError>((r, ok))
@@ -385,7 +412,8 @@ async fn verify(place: &Place, sample: usize) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&dest);
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let log = ShippedLog::load(&remote).await?;
+    // Every chunk read and checked, none kept.
+    let log = ShippedLog::load(&remote, &HashMap::new()).await?;
     for (key, why) in &log.damaged {
         bad += 1;
         println!("log chunk {key}: DAMAGED: {why}");

@@ -76,11 +76,15 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     let state = AppState::with_routing(pool, inbox, token, settings.http.clone(), sql, routing);
     if let Some(b) = backup {
-        let inbox = state.inbox.clone();
-        let durable = std::sync::Arc::new(move || inbox.durable_lsn());
-        b.ship_log(state.inbox.log_dir(), durable, state.inbox.release_hold())
-            .await
-            .context("cannot set up shipping the ingest log")?;
+        let (durable, applied) = (state.inbox.clone(), state.inbox.clone());
+        b.ship_log(backup::worker::LogLink {
+            dir: state.inbox.log_dir(),
+            durable: std::sync::Arc::new(move || durable.durable_lsn()),
+            applied: std::sync::Arc::new(move || applied.applied_upto()),
+            hold: state.inbox.release_hold(),
+        })
+        .await
+        .context("cannot set up shipping the ingest log")?;
         b.start();
         let _ = state.backup.set(b);
     }

@@ -217,6 +217,13 @@ impl Inbox {
         self.inner.cfg.data_dir.join(LOG_DIR)
     }
 
+    /// The LSN every record at or below which is in its tenant file: nothing at or below it
+    /// waits to be applied.
+    pub fn applied_upto(&self) -> ingest::Lsn {
+        let last = self.inner.log.stats().last_lsn;
+        self.inner.backlog.released_upto(last)
+    }
+
     /// The last LSN the log has synced: every record up to it survives a power cut (in
     /// `crash` mode the log is up to its sync interval ahead of it).
     pub fn durable_lsn(&self) -> ingest::Lsn {
