@@ -149,6 +149,16 @@ impl Remote {
         Ok(snaps)
     }
 
+    /// Every snapshot (and tombstone) of every tenant under the prefix, in one listing.
+    pub async fn all_snapshots(&self) -> Result<Vec<SnapshotKey>, BackupError> {
+        let dir = ObjectPath::from(tenants_dir(&self.prefix));
+        let metas: Vec<_> = self.store.list(Some(&dir)).try_collect().await?;
+        Ok(metas
+            .iter()
+            .filter_map(|m| SnapshotKey::parse(&self.prefix, m.location.as_ref()))
+            .collect())
+    }
+
     /// Stores a chunk of the ingest log.
     pub async fn put_log(&self, chunk: &LogChunkKey, body: Bytes) -> Result<(), BackupError> {
         let path = ObjectPath::from(chunk.key(&self.prefix));

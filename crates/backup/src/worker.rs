@@ -34,6 +34,10 @@ pub const TMP_DIR: &str = "backup-tmp";
 const ZSTD_LEVEL: i32 = 3;
 /// How often old log chunks are looked for.
 const LOG_RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// How often every tenant's snapshots are swept for retention (one listing of the prefix, a
+/// page per 1,000 keys), for tenants that stopped changing (the others are swept after each
+/// upload).
+const SNAPSHOT_SWEEP_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// Log chunks are kept this long past the retention window.
 const LOG_RETENTION_MARGIN: Duration = Duration::from_secs(24 * 3600);
 /// Tenants listed per page by the start scan.
@@ -109,6 +113,8 @@ struct Inner {
     stop_log: Notify,
     /// When log retention last ran (Unix ms; 0: not yet).
     log_expired_at: AtomicU64,
+    /// When every tenant's snapshots were last swept (Unix ms; 0: not yet).
+    swept_at: AtomicU64,
     /// One round at a time (the loop's, and a final one at stop).
     round: tokio::sync::Mutex<()>,
 }
@@ -148,6 +154,7 @@ impl Backup {
                 log_task: Mutex::new(None),
                 stop_log: Notify::new(),
                 log_expired_at: AtomicU64::new(0),
+                swept_at: AtomicU64::new(0),
                 round: tokio::sync::Mutex::new(()),
             }),
         })
@@ -275,6 +282,7 @@ impl Backup {
         let ids = changes.take();
         let mut report = RoundReport::default();
         self.inner.expire_log_now_and_then().await;
+        self.inner.sweep_now_and_then().await;
         let mut done = futures_util::stream::iter(ids)
             .map(|id| {
                 let inner = self.inner.clone();
@@ -406,6 +414,40 @@ impl Inner {
             tracing::warn!(tenant = %id, error = %e, "backup retention failed; retried after the next upload");
         }
         Ok(Outcome::Uploaded)
+    }
+
+    /// Once per [`SNAPSHOT_SWEEP_EVERY`] (and in the first round): every tenant's snapshots that
+    /// fell out of the retention window, from one listing of the prefix, so a tenant that
+    /// stopped changing does not keep its old snapshots for ever.
+    async fn sweep_now_and_then(&self) {
+        let now = now_ms();
+        let last = self.swept_at.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < SNAPSHOT_SWEEP_EVERY.as_millis() as u64 {
+            return;
+        }
+        self.swept_at.store(now, Ordering::Relaxed);
+        let run = async {
+            let mut by_tenant: std::collections::HashMap<String, Vec<SnapshotKey>> =
+                std::collections::HashMap::new();
+            for s in self.remote.all_snapshots().await? {
+                by_tenant.entry(s.tenant.clone()).or_default().push(s);
+            }
+            let mut n = 0;
+            for snaps in by_tenant.values() {
+                for s in expired(snaps, now, self.cfg.retention) {
+                    self.remote.delete(s).await?;
+                    n += 1;
+                }
+            }
+            Ok::<_, BackupError>(n)
+        };
+        match run.await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(snapshots = n, "backup: snapshots past retention removed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "backup: the retention sweep failed; tried again tomorrow")
+            }
+        }
     }
 
     /// Once per [`LOG_RETENTION_EVERY`]: removes log chunks older than the window and a day.

@@ -628,6 +628,44 @@ async fn a_restore_reads_only_the_log_after_its_snapshot() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("DAMAGED"));
 }
 
+/// Retention reaches tenants that stopped changing: the daily sweep (which also runs in the
+/// first round after a start) removes their snapshots past the window but the newest.
+#[tokio::test]
+async fn retention_sweeps_the_snapshots_of_a_tenant_that_stopped_changing() {
+    let Some((moto, _work, flags, data)) = setup().await else {
+        return;
+    };
+    let dir = format!("{PREFIX}/tenants/acme/");
+    let srv = Server::start(&data, &flags);
+    srv.create("acme").await;
+    for i in 0..3 {
+        let before = keys(&moto, &dir).await.len();
+        srv.webhook("acme", &format!("acme-hook-{i}")).await;
+        let deadline = Instant::now() + CAUGHT_UP;
+        while keys(&moto, &dir).await.len() == before {
+            assert!(Instant::now() < deadline, "no new snapshot");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    srv.stop();
+    assert!(keys(&moto, &dir).await.len() >= 3);
+    tokio::time::sleep(Duration::from_millis(1100)).await; // all of them past a 1 s window
+    let short = ["--backup-interval", "200ms", "--backup-retention", "1s"];
+    let _srv = Server::start_with(&data, &flags, &short);
+    let deadline = Instant::now() + CAUGHT_UP;
+    while keys(&moto, &dir).await.len() > 1 {
+        assert!(Instant::now() < deadline, "old snapshots never swept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let (ok, text) = restore(&flags, &["acme", "--to", out.path().to_str().unwrap()]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        contents(&out.path().join("acme.db")),
+        expected("acme", 3, 0)
+    );
+}
+
 /// A node restored into a fresh data dir numbered its log from 1 again, so the records it
 /// shipped took LSNs the bucket already held for the old node's records, and the next restore
 /// kept one record per LSN: the new webhooks were lost (only the shipped log carried them).
