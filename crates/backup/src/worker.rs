@@ -178,6 +178,25 @@ impl Backup {
         Ok(())
     }
 
+    /// Copies the tenants new here (created, imported) since the last call, before the log
+    /// that may carry their first webhooks is shipped: a restore needs a tenant's file to put
+    /// its shipped webhooks into. A failure leaves the tenant to the next round.
+    pub async fn back_up_new(&self) {
+        let changes = self.inner.pool.changes().expect("checked in new");
+        let ids = changes.take_new();
+        if ids.is_empty() {
+            return;
+        }
+        let applied = self.inner.applied.lock().as_ref().map_or(0, |f| f());
+        for id in ids {
+            if let Err(e) = self.inner.back_up(&id, applied).await {
+                changes.mark(&id);
+                self.inner.stats.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(tenant = %id, error = %e, "backup of a new tenant failed; retried next round");
+            }
+        }
+    }
+
     /// Ships the log now (if shipping); returns the records that went up.
     pub async fn ship(&self) -> Result<u64, BackupError> {
         match self.inner.shipper.lock().await.as_mut() {
@@ -203,6 +222,7 @@ impl Backup {
                     _ = tick.tick() => {}
                     () = me.inner.stop_log.notified() => return,
                 }
+                me.back_up_new().await;
                 if let Err(e) = me.ship().await {
                     tracing::warn!(error = %e, "backup: shipping the ingest log failed; retried next time");
                 }

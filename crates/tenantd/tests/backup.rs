@@ -666,6 +666,32 @@ async fn retention_sweeps_the_snapshots_of_a_tenant_that_stopped_changing() {
     );
 }
 
+/// A tenant created since the last round had no snapshot, so the webhooks the log shipped
+/// for it had no file to go into and a restore left them out (RPO: a round, not the log
+/// interval). New tenants are now copied at the next log shipment, before it.
+#[tokio::test]
+async fn regression_a_webhook_for_a_tenant_created_since_the_last_round_is_restored() {
+    let Some((_moto, _work, flags, data)) = setup().await else {
+        return;
+    };
+    let slow = ["--backup-interval", "1h", "--backup-log-interval", "100ms"];
+    let mut srv = Server::start_with(&data, &flags, &slow);
+    srv.create("acme").await;
+    srv.webhook("acme", "acme-hook-0").await;
+    let deadline = Instant::now() + CAUGHT_UP;
+    while srv.metric("tenantd_backup_log_records_total").await < 1 {
+        assert!(Instant::now() < deadline, "never shipped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+    std::fs::remove_dir_all(&data).unwrap();
+    let (ok, out) = restore(&flags, &["--all", "--data", data.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let db = store::layout::tenant_path(&data, &store::TenantId::parse("acme").unwrap());
+    assert_eq!(contents(&db), expected("acme", 1, 0));
+}
+
 /// A node restored into a fresh data dir numbered its log from 1 again, so the records it
 /// shipped took LSNs the bucket already held for the old node's records, and the next restore
 /// kept one record per LSN: the new webhooks were lost (only the shipped log carried them).

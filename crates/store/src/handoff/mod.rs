@@ -300,7 +300,7 @@ pub async fn install(
     })
     .await?;
     pool.fences().clear_moved(id);
-    pool.mark_changed(id);
+    pool.mark_new(id);
     let carried = next_event_id;
     inbox.tenant_imported(id, carried)?;
     let next_event_id = inbox.next_event_id(id)?;

@@ -39,7 +39,7 @@ impl TenantPool {
             .map_err(join_error)??;
         // A new file: whatever a previous file of this id failed at is not its problem.
         self.inner.forget_failed_migration(id);
-        self.mark_changed(id);
+        self.mark_new(id);
         Ok(())
     }
 

@@ -163,10 +163,18 @@ impl TenantPool {
         self.inner.changes.as_ref()
     }
 
-    /// Notes that `id`'s file changed outside its writer (created, imported, restored).
+    /// Notes that `id`'s file changed outside its writer (deleted, moved away).
     pub fn mark_changed(&self, id: &TenantId) {
         if let Some(c) = &self.inner.changes {
             c.mark(id);
+        }
+    }
+
+    /// Notes that `id` is new here (created, imported): the backup copies it within its log
+    /// interval, so the webhooks it ships for the tenant have a file to go into at a restore.
+    pub fn mark_new(&self, id: &TenantId) {
+        if let Some(c) = &self.inner.changes {
+            c.mark_new(id);
         }
     }
 
