@@ -38,6 +38,8 @@ const LOG_RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// page per 1,000 keys), for tenants that stopped changing (the others are swept after each
 /// upload).
 const SNAPSHOT_SWEEP_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// New tenants copied per log shipment at most (see [`Backup::back_up_new`]).
+const NEW_PER_SHIPMENT: usize = 32;
 /// Log chunks are kept this long past the retention window.
 const LOG_RETENTION_MARGIN: Duration = Duration::from_secs(24 * 3600);
 /// Tenants listed per page by the start scan.
@@ -181,15 +183,29 @@ impl Backup {
     /// Copies the tenants new here (created, imported) since the last call, before the log
     /// that may carry their first webhooks is shipped: a restore needs a tenant's file to put
     /// its shipped webhooks into. A failure leaves the tenant to the next round.
+    /// At most [`NEW_PER_SHIPMENT`] per call (`parallel` at once), so a burst of imports (a
+    /// slot moving in) does not hold the log back; the rest wait for the next shipment.
     pub async fn back_up_new(&self) {
         let changes = self.inner.pool.changes().expect("checked in new");
-        let ids = changes.take_new();
+        let mut ids = changes.take_new();
         if ids.is_empty() {
             return;
         }
+        for later in ids.split_off(ids.len().min(NEW_PER_SHIPMENT)) {
+            changes.mark_new(&later);
+        }
         let applied = self.inner.applied.lock().as_ref().map_or(0, |f| f());
-        for id in ids {
-            if let Err(e) = self.inner.back_up(&id, applied).await {
+        let mut done = futures_util::stream::iter(ids)
+            .map(|id| {
+                let inner = self.inner.clone();
+                async move {
+                    let r = inner.back_up(&id, applied).await;
+                    (id, r)
+                }
+            })
+            .buffer_unordered(self.inner.cfg.parallel);
+        while let Some((id, r)) = done.next().await {
+            if let Err(e) = r {
                 changes.mark(&id);
                 self.inner.stats.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(tenant = %id, error = %e, "backup of a new tenant failed; retried next round");
