@@ -182,17 +182,29 @@ impl TenantPool {
     /// reader: one read transaction, so a consistent snapshot of every committed write, and
     /// writers go on meanwhile (in exclusive locking it runs on the writer, which then waits).
     /// Acknowledged webhooks not yet applied are not in it (the backup ships them with the
-    /// log). Errors: `NotFound` (also a tenant moved away), SQLite and I/O.
+    /// log). A tenant that was not open is closed again at once if nothing else took it up
+    /// meanwhile: a backup round does not leave every changed tenant open for the idle TTL.
+    /// Errors: `NotFound` (also a tenant moved away), SQLite and I/O.
     pub async fn snapshot_to(&self, id: &TenantId, dest: PathBuf) -> Result<(), StoreError> {
+        let was_open = self.is_open(id);
         let lease = self.inner.lease(id, Wait::ForPlace).await?;
+        let slot = lease.slot.clone();
         if !lease.slot.migrated.load(Ordering::Acquire) {
             // Opening the writer migrates the tenant; never copy an old schema.
             self.writer_unfenced(id).await?.run(|_| ()).await?;
         }
-        reader::run(lease, move |conn| {
+        let copied = reader::run(lease, move |conn| {
             crate::connection::backup_to(conn, &dest, SNAPSHOT_ALL_PAGES)
         })
-        .await
+        .await;
+        if !was_open {
+            if let Some(closing) = self.inner.take_if_unused(&slot) {
+                self.inner.stats.idle_closes.fetch_add(1, Ordering::Relaxed);
+                let inner = self.inner.clone();
+                run_blocking(move || inner.close_now(closing, CloseMode::Clean)).await;
+            }
+        }
+        copied
     }
 
     /// Counters and gauges for `/metrics`.
