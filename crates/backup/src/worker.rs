@@ -194,16 +194,7 @@ impl Backup {
         for later in ids.split_off(ids.len().min(NEW_PER_SHIPMENT)) {
             changes.mark_new(&later);
         }
-        let applied = self.inner.applied.lock().as_ref().map_or(0, |f| f());
-        let mut done = futures_util::stream::iter(ids)
-            .map(|id| {
-                let inner = self.inner.clone();
-                async move {
-                    let r = inner.back_up(&id, applied).await;
-                    (id, r)
-                }
-            })
-            .buffer_unordered(self.inner.cfg.parallel);
+        let mut done = self.back_up_each(ids, self.inner.applied_now());
         while let Some((id, r)) = done.next().await {
             if let Err(e) = r {
                 changes.mark(&id);
@@ -211,6 +202,24 @@ impl Backup {
                 tracing::warn!(tenant = %id, error = %e, "backup of a new tenant failed; retried next round");
             }
         }
+    }
+
+    /// Backs up `ids`, `parallel` at once (their snapshots named with the log position
+    /// `applied`), yielding each outcome as it finishes.
+    fn back_up_each(
+        &self,
+        ids: Vec<TenantId>,
+        applied: u64,
+    ) -> impl futures_util::Stream<Item = (TenantId, Result<Outcome, BackupError>)> + '_ {
+        futures_util::stream::iter(ids)
+            .map(move |id| {
+                let inner = self.inner.clone();
+                async move {
+                    let r = inner.back_up(&id, applied).await;
+                    (id, r)
+                }
+            })
+            .buffer_unordered(self.inner.cfg.parallel)
     }
 
     /// Ships the log now (if shipping); returns the records that went up.
@@ -314,20 +323,12 @@ impl Backup {
         let changes = self.inner.pool.changes().expect("checked in new").clone();
         let started = now_ms();
         // Read before any snapshot begins: each holds every record at or below it.
-        let applied = self.inner.applied.lock().as_ref().map_or(0, |f| f());
+        let applied = self.inner.applied_now();
         let ids = changes.take();
         let mut report = RoundReport::default();
         self.inner.expire_log_now_and_then().await;
         self.inner.sweep_now_and_then().await;
-        let mut done = futures_util::stream::iter(ids)
-            .map(|id| {
-                let inner = self.inner.clone();
-                async move {
-                    let r = inner.back_up(&id, applied).await;
-                    (id, r)
-                }
-            })
-            .buffer_unordered(self.inner.cfg.parallel);
+        let mut done = self.back_up_each(ids, applied);
         while let Some((id, r)) = done.next().await {
             match r {
                 Ok(Outcome::Uploaded) => report.uploaded += 1,
@@ -363,6 +364,11 @@ impl Backup {
 }
 
 impl Inner {
+    /// The log's applied position now (0 without a log; see [`LogLink::applied`]).
+    fn applied_now(&self) -> u64 {
+        self.applied.lock().as_ref().map_or(0, |f| f())
+    }
+
     fn scan(&self) -> Result<usize, BackupError> {
         let data = self.pool.config().data_dir.clone();
         let changes = self.pool.changes().expect("checked in new");

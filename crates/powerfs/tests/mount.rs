@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,15 @@ fn fuse_usable() -> bool {
         eprintln!("skipped: needs root and /dev/fuse (set TENANTD_REQUIRE_FUSE=1 to fail instead)");
     }
     ok
+}
+
+/// A temp dir with an empty `backing` and `mnt` in it.
+fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (backing, mnt) = (tmp.path().join("backing"), tmp.path().join("mnt"));
+    std::fs::create_dir(&backing).unwrap();
+    std::fs::create_dir(&mnt).unwrap();
+    (tmp, backing, mnt)
 }
 
 struct Powerfs(Child);
@@ -69,10 +78,7 @@ fn a_cut_keeps_exactly_what_was_fsynced() {
     if !fuse_usable() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let (backing, mnt) = (tmp.path().join("backing"), tmp.path().join("mnt"));
-    std::fs::create_dir(&backing).unwrap();
-    std::fs::create_dir(&mnt).unwrap();
+    let (_tmp, backing, mnt) = dirs();
     std::fs::write(backing.join("old"), b"durable").unwrap();
     std::fs::write(backing.join("doomed"), b"still here").unwrap();
     let p = mount(&backing, &mnt);
@@ -122,10 +128,7 @@ fn a_syncfs_through_the_preloaded_shim_makes_everything_durable() {
     if !fuse_usable() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let (backing, mnt) = (tmp.path().join("backing"), tmp.path().join("mnt"));
-    std::fs::create_dir(&backing).unwrap();
-    std::fs::create_dir(&mnt).unwrap();
+    let (_tmp, backing, mnt) = dirs();
     let p = mount(&backing, &mnt);
     std::fs::create_dir(mnt.join("d")).unwrap();
     std::fs::write(mnt.join("d/f"), b"kept by syncfs").unwrap();
@@ -172,10 +175,7 @@ fn a_syncfs_without_the_shim_is_not_seen() {
     if !fuse_usable() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let (backing, mnt) = (tmp.path().join("backing"), tmp.path().join("mnt"));
-    std::fs::create_dir(&backing).unwrap();
-    std::fs::create_dir(&mnt).unwrap();
+    let (_tmp, backing, mnt) = dirs();
     let p = mount(&backing, &mnt);
     std::fs::write(mnt.join("f"), b"x").unwrap();
     let st = Command::new("sync").arg("-f").arg(&mnt).status().unwrap();
@@ -189,10 +189,7 @@ fn a_clean_unmount_keeps_everything() {
     if !fuse_usable() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let (backing, mnt) = (tmp.path().join("backing"), tmp.path().join("mnt"));
-    std::fs::create_dir(&backing).unwrap();
-    std::fs::create_dir(&mnt).unwrap();
+    let (_tmp, backing, mnt) = dirs();
     std::fs::write(backing.join("gone"), b"x").unwrap();
     let p = mount(&backing, &mnt);
     std::fs::create_dir(mnt.join("d")).unwrap();

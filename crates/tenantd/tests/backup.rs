@@ -82,6 +82,25 @@ impl Server {
         }
     }
 
+    /// Waits (bounded) until the log shipper has put `n` webhooks in the bucket.
+    async fn wait_shipped(&self, n: u64) {
+        let deadline = Instant::now() + CAUGHT_UP;
+        while self.metric("tenantd_backup_log_records_total").await < n {
+            assert!(Instant::now() < deadline, "{n} webhooks never shipped");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// kill -9, the data dir lost, then `restore --all` into it; returns restore's output.
+    fn lose_node_and_restore(mut self, data: &Path, flags: &[String]) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::fs::remove_dir_all(data).unwrap();
+        let (ok, out) = restore(flags, &["--all", "--data", data.to_str().unwrap()]);
+        assert!(ok, "{out}");
+        out
+    }
+
     async fn create(&self, t: &str) {
         let r = reqwest::Client::new()
             .put(format!("{}/admin/tenants/{t}", self.url))
@@ -582,11 +601,7 @@ async fn a_restore_reads_only_the_log_after_its_snapshot() {
     for i in 0..5 {
         srv.webhook("acme", &format!("acme-hook-{i}")).await;
     }
-    let deadline = Instant::now() + CAUGHT_UP;
-    while srv.metric("tenantd_backup_log_records_total").await < 5 {
-        assert!(Instant::now() < deadline, "the webhooks were never shipped");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    srv.wait_shipped(5).await;
     srv.stop(); // the last round: a snapshot holding all five
     let snaps = keys(&moto, &format!("{PREFIX}/tenants/acme/")).await;
     let newest = snaps.iter().max().expect("a snapshot");
@@ -675,19 +690,11 @@ async fn regression_a_webhook_for_a_tenant_created_since_the_last_round_is_resto
         return;
     };
     let slow = ["--backup-interval", "1h", "--backup-log-interval", "100ms"];
-    let mut srv = Server::start_with(&data, &flags, &slow);
+    let srv = Server::start_with(&data, &flags, &slow);
     srv.create("acme").await;
     srv.webhook("acme", "acme-hook-0").await;
-    let deadline = Instant::now() + CAUGHT_UP;
-    while srv.metric("tenantd_backup_log_records_total").await < 1 {
-        assert!(Instant::now() < deadline, "never shipped");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    srv.child.kill().unwrap();
-    srv.child.wait().unwrap();
-    std::fs::remove_dir_all(&data).unwrap();
-    let (ok, out) = restore(&flags, &["--all", "--data", data.to_str().unwrap()]);
-    assert!(ok, "{out}");
+    srv.wait_shipped(1).await;
+    srv.lose_node_and_restore(&data, &flags);
     let db = store::layout::tenant_path(&data, &store::TenantId::parse("acme").unwrap());
     assert_eq!(contents(&db), expected("acme", 1, 0));
 }
@@ -716,20 +723,12 @@ async fn regression_a_restored_node_gives_its_records_lsns_the_bucket_does_not_h
     // The restored node: three more, each shipped in a chunk of its own, then lost (kill -9,
     // and snapshots only hourly: the log alone carries them).
     let slow = ["--backup-interval", "1h", "--backup-log-interval", "100ms"];
-    let mut srv = Server::start_with(&data, &flags, &slow);
+    let srv = Server::start_with(&data, &flags, &slow);
     for i in 6..9u64 {
         srv.webhook("acme", &format!("acme-hook-{i}")).await;
-        let deadline = Instant::now() + CAUGHT_UP;
-        while srv.metric("tenantd_backup_log_records_total").await < i - 5 {
-            assert!(Instant::now() < deadline, "webhook {i} never shipped");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        srv.wait_shipped(i - 5).await;
     }
-    srv.child.kill().unwrap();
-    srv.child.wait().unwrap();
-    std::fs::remove_dir_all(&data).unwrap();
-    let (ok, out) = restore(&flags, &["--all", "--data", data.to_str().unwrap()]);
-    assert!(ok, "{out}");
+    srv.lose_node_and_restore(&data, &flags);
     assert_eq!(contents(&db).0, expected("acme", 9, 0).0);
 }
 
