@@ -363,7 +363,7 @@ def cmd_s3(port, journal, stock):
 # ---- HTTP helpers ----
 
 
-def http(url, method="GET", body=None, headers=None, timeout=30):
+def http_req(url, method="GET", body=None, headers=None, timeout=30):
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -373,7 +373,7 @@ def http(url, method="GET", body=None, headers=None, timeout=30):
 
 
 def metrics(url):
-    s, b = http(url.rstrip("/") + "/metrics", timeout=10)
+    s, b = http_req(url.rstrip("/") + "/metrics", timeout=10)
     if s != 200:
         raise RuntimeError(f"/metrics: {s}")
     return parse_metrics(b.decode())
@@ -437,7 +437,7 @@ def s3_list(endpoint, bucket, prefix, start_after=None):
             q["continuation-token"] = token
         elif start_after:
             q["start-after"] = start_after
-        s, b = http(f"{endpoint}/{bucket}?{urllib.parse.urlencode(q)}")
+        s, b = http_req(f"{endpoint}/{bucket}?{urllib.parse.urlencode(q)}")
         if s != 200:
             raise RuntimeError(f"list {prefix}: {s} {b[:200]!r}")
         root = ET.fromstring(b)
@@ -460,7 +460,7 @@ def unzstd(data):
 
 
 def cmd_bucket(endpoint, bucket):
-    s, b = http(f"{endpoint}/{bucket}", method="PUT", body=b"")
+    s, b = http_req(f"{endpoint}/{bucket}", method="PUT", body=b"")
     if s not in (200, 409):
         raise SystemExit(f"create bucket {bucket}: {s} {b[:200]!r}")
     print(json.dumps({"bucket": bucket, "status": s}))
@@ -563,7 +563,10 @@ def cmd_setup_kv(url, token, prefix, width, count, sqlfile):
     def worker(part):
         c = Conn(url)
         for t in part:
-            s, b = c.request("POST", f"/t/{t}/v2/pipeline", body, hdr)
+            try:
+                s, b = c.request("POST", f"/t/{t}/v2/pipeline", body, hdr)
+            except (OSError, http.client.HTTPException) as e:
+                s, b = None, str(e).encode()
             if s != 200 or b'"type":"error"' in b:
                 with lock:
                     bad.append(f"{t}: {s} {b[:200]!r}")
@@ -609,7 +612,7 @@ def cmd_probe(a):
                 time.sleep(d)
             try:
                 fn(c, i)
-            except (OSError, http.client.HTTPException) as e:
+            except Exception as e:  # noqa: BLE001 - recorded, the probe goes on
                 record({"kind": "error", "error": str(e), "t": time.time()})
             i += 1
 
@@ -667,8 +670,12 @@ def cmd_probe(a):
                 if parse_log_key(key, a.key_prefix) is None:
                     continue
                 last = key
-                s, b = http(f"{a.s3}/{a.bucket}/{urllib.parse.quote(key)}")
-                recs = decode_frames(unzstd(b)) if s == 200 else []
+                try:
+                    s, b = http_req(f"{a.s3}/{a.bucket}/{urllib.parse.quote(key)}")
+                    recs = decode_frames(unzstd(b)) if s == 200 else []
+                except Exception as e:  # noqa: BLE001 - reported, the chunk counts as empty
+                    print(f"chunk {key}: {e}", file=sys.stderr)
+                    recs = []
                 mine = [r["delivery_id"] for r in recs
                         if r["delivery_id"] and r["delivery_id"].startswith(f"rpo-{run}-")]
                 with lock:
@@ -683,6 +690,7 @@ def cmd_probe(a):
                                      "frame_bytes": sum(r["frame_len"] for r in recs),
                                      "body_bytes": sum(r["body_len"] for r in recs),
                                      "first_received_ms": min((r["received_at_ms"] for r in recs), default=None),
+                                     "last_received_ms": max((r["received_at_ms"] for r in recs), default=None),
                                      "probe_ids": mine}) + "\n")
             if writes_done.is_set():
                 if end_by is None:
@@ -806,10 +814,11 @@ def cmd_summary(path):
     print(f"| throughput (ok/s), webhooks + SQL writes | {num(lo.get('rps_ok'), '{:,.1f}')} | {num(la.get('rps_ok'), '{:,.1f}')} | "
           f"`tenantd bench load` mixed:1:0:1, {cfg.get('conns')} connections, uniform over the active tenants |")
     for op in ("webhook", "sql-write"):
-        print(f"| {op} ok, p50 / p99 latency | {num(g(lo, 'ops', op, 'count'))}, {num(g(lo, 'ops', op, 'p50_ms'), '{:.2f}')} / "
+        print(f"| {op} answers, p50 / p99 latency | {num(g(lo, 'ops', op, 'count'))}, {num(g(lo, 'ops', op, 'p50_ms'), '{:.2f}')} / "
               f"{num(g(lo, 'ops', op, 'p99_ms'), '{:.2f}')} ms | {num(g(la, 'ops', op, 'count'))}, "
               f"{num(g(la, 'ops', op, 'p50_ms'), '{:.2f}')} / {num(g(la, 'ops', op, 'p99_ms'), '{:.2f}')} ms | |")
-    print(f"| non-2xx | {num(lo.get('non_2xx'))} | {num(la.get('non_2xx'))} | |")
+    print(f"| non-2xx / SQL errors / connection errors | {num(lo.get('non_2xx'))} / {num(lo.get('sql_errors'))} / {num(lo.get('errors'))} "
+          f"| {num(la.get('non_2xx'))} / {num(la.get('sql_errors'))} / {num(la.get('errors'))} | |")
     print(f"| tenantd CPU during the load | {num(g(lo, 'series', 'cpu_s'), '{:.1f}')} s | {num(g(la, 'series', 'cpu_s'), '{:.1f}')} s | "
           f"/proc utime+stime; S3 server: {num(g(la, 'series', 'also_cpu_s'), '{:.1f}')} s with backup on |")
     print()
