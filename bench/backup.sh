@@ -64,6 +64,7 @@ DATA=$WORK/data; JOURNAL=$OUT/s3-journal.txt
 mkdir -p "$OUT/rpo"
 : >"$OUT/results.jsonl"; : >"$OUT/run.log"
 log() { echo "== $(date -u +%T) $*" | tee -a "$OUT/run.log" >&2; }
+lavg() { echo "\"$(cut -d' ' -f1-3 /proc/loadavg)\""; }
 now() { date +%s.%N; }
 sub() { python3 -c "import sys; print(round(float(sys.argv[1]) - float(sys.argv[2]), 3))" "$1" "$2"; }
 res() { echo "$1" >>"$OUT/results.jsonl"; log "  $1"; }
@@ -102,6 +103,7 @@ cp "$TENANTD" "$WORK/tenantd"; BIN=$WORK/tenantd
   echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
   echo "python: $(python3 --version 2>&1), moto $(python3 -c 'import moto; print(moto.__version__)')"
   echo "disk of WORK: $(df -h "$(dirname "$WORK")" | tail -1)"
+  echo "fsync of WORK's disk (4 KiB pwrite + fsync, 200x): $(mkdir -p "$WORK" && python3 "$ROOT/bench/lib/probe_fsync.py" "$WORK")"
   echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "N=$N active=$ACTIVE ($ACTIVE_PCT %) duration=$DURATION backup_interval=$BACKUP_INTERVAL backup_log_interval=$BACKUP_LOG_INTERVAL idle_rounds=$IDLE_ROUNDS conns=$CONNS probes=$PROBE_WEBHOOK_RATE webhooks/s + $PROBE_SQL_RATE sql/s s3_stock=$S3_STOCK"
 } >"$OUT/machine.txt"
@@ -172,7 +174,7 @@ PID[sampler]=$!
 fr=$(wait_backup --rounds 1 --pending-zero --timeout "$FIRST_ROUND_TIMEOUT")
 t1=$(now)
 j=$("${PY[@]}" journal "$JOURNAL" "$KEYPFX" --from "$t0" --to "$t1")
-res "$(merge "$fr" phase=first_round backup=on data_bytes="$data_bytes" journal="$j" s3_rss_kb="$(s3_rss)" \
+res "$(merge "$fr" phase=first_round backup=on loadavg="$(lavg)" data_bytes="$data_bytes" journal="$j" s3_rss_kb="$(s3_rss)" \
   s3_cpu_s="$(sub "$(s3_cpu)" "$c0")" \
   peak="$("${PY[@]}" series "$OUT/samples-first-round.jsonl" --from "$t0" --to "$t1")")"
 rounds=$(jget "$fr" tenantd_backup_rounds_total); up0=$(metric tenantd_backup_uploads_total)
@@ -196,8 +198,8 @@ res "$(merge "$("${PY[@]}" idle "${PID[server]}" "$URL")" phase=idle backup=on-r
 stop server
 
 # ---- load, backup off then on ----
-run_load() {  # NAME: closed-loop mixed load on the running server; prints the report's file
-  nice -n 10 "$BIN" bench load --url "$URL" --workload mixed:1:0:1 --tenants "$ACTIVE" --width "$WIDTH" \
+run_load() {  # NAME: closed-loop mixed load on the running server (its CPU: OUT/load-NAME.time)
+  nice -n 10 /usr/bin/time -f '%U %S' -o "$OUT/load-$1.time" "$BIN" bench load --url "$URL" --workload mixed:1:0:1 --tenants "$ACTIVE" --width "$WIDTH" \
     --dist uniform --concurrency "$CONNS" --duration "$DURATION" --threads 1 --token "$TOKEN" \
     --pid "${PID[server]}" --json "$OUT/load-$1.json" >"$OUT/load-$1.txt" 2>&1
 }
@@ -207,7 +209,8 @@ import json, sys
 r = json.load(open(sys.argv[1]))["result"]
 ops = {k: {"count": v["count"], "p50_ms": v["p50_us"] / 1000, "p99_ms": v["p99_us"] / 1000}
        for k, v in (r.get("latency_by_op") or {}).items()}
-print(json.dumps({"requests": r["requests"], "ok": r["ok"], "statuses": r["statuses"], "errors": r["errors"],
+u, s_ = open(sys.argv[1][:-5] + ".time").read().split()[-2:]
+print(json.dumps({"loadgen_cpu_s": round(float(u) + float(s_), 2), "requests": r["requests"], "ok": r["ok"], "statuses": r["statuses"], "errors": r["errors"],
                   "sql_errors": r["sql_errors"], "non_2xx": r["non_2xx"], "elapsed_s": r["elapsed_s"],
                   "rps_ok": r["rps_ok"], "ops": ops,
                   "p50_ms": r["latency"]["p50_us"] / 1000, "p99_ms": r["latency"]["p99_us"] / 1000}))
@@ -222,7 +225,7 @@ sleep 2
 t0=$(now); run_load off; t1=$(now)
 hwm=$(awk '$1=="VmHWM:" {print $2}' "/proc/${PID[server]}/status")
 stop sampler
-res "$(merge "$(load_json off)" phase=load backup=off hwm_kb="$hwm" \
+res "$(merge "$(load_json off)" phase=load backup=off loadavg="$(lavg)" hwm_kb="$hwm" \
   series="$("${PY[@]}" series "$OUT/samples-load-off.jsonl" --from "$t0" --to "$t1")")"
 stop server
 
@@ -249,7 +252,7 @@ log "  load done; waiting for two more rounds (every SQL probe's snapshot) and t
 w=$(wait_backup --rounds "$(( ${rounds%.*} + 2 ))" --pending-zero --timeout "$(( 3 * INT_S + 120 ))")
 wait "${PID[probe]}" || log "  probe exited with $?"; unset 'PID[probe]'
 stop sampler
-res "$(merge "$(load_json on)" phase=load backup=on hwm_kb="$hwm" \
+res "$(merge "$(load_json on)" phase=load backup=on loadavg="$(lavg)" probe_cpu_s="$(jget "$(cat "$OUT/rpo/probe.json")" cpu_s)" hwm_kb="$hwm" \
   series="$("${PY[@]}" series "$OUT/samples-load-on.jsonl" --from "$t0" --to "$t1")" wait_after="$w")"
 stop server
 du1=$(du_b "$DATA")

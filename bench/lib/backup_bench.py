@@ -395,6 +395,13 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def busy_cpu_s():
+    """CPU seconds the whole machine spent busy since boot (all cores; /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -426,6 +433,10 @@ class Conn:
 # ---- S3 reading (unsigned requests: moto does not check signatures) ----
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+# moto checks no signature, but answers an anonymous GET of a private object with 403: any
+# Authorization header makes the request an authenticated one.
+S3_AUTH = {"authorization": "AWS4-HMAC-SHA256 Credential=bench/20260101/us-east-1/s3/aws4_request, "
+                            "SignedHeaders=host, Signature=00"}
 
 
 def s3_list(endpoint, bucket, prefix, start_after=None):
@@ -437,7 +448,7 @@ def s3_list(endpoint, bucket, prefix, start_after=None):
             q["continuation-token"] = token
         elif start_after:
             q["start-after"] = start_after
-        s, b = http_req(f"{endpoint}/{bucket}?{urllib.parse.urlencode(q)}")
+        s, b = http_req(f"{endpoint}/{bucket}?{urllib.parse.urlencode(q)}", headers=S3_AUTH)
         if s != 200:
             raise RuntimeError(f"list {prefix}: {s} {b[:200]!r}")
         root = ET.fromstring(b)
@@ -460,7 +471,7 @@ def unzstd(data):
 
 
 def cmd_bucket(endpoint, bucket):
-    s, b = http_req(f"{endpoint}/{bucket}", method="PUT", body=b"")
+    s, b = http_req(f"{endpoint}/{bucket}", method="PUT", body=b"", headers=S3_AUTH)
     if s not in (200, 409):
         raise SystemExit(f"create bucket {bucket}: {s} {b[:200]!r}")
     print(json.dumps({"bucket": bucket, "status": s}))
@@ -483,7 +494,7 @@ def cmd_wait(url, rounds, pending_zero, timeout):
 
 
 def one_sample(pid, url, also=None):
-    s = {"t": round(time.time(), 3)}
+    s = {"t": round(time.time(), 3), "machine_cpu_s": busy_cpu_s()}
     try:
         st = proc_status(pid)
         s.update(rss_kb=st.get("VmRSS"), hwm_kb=st.get("VmHWM"), threads=st.get("Threads"),
@@ -547,7 +558,9 @@ def cmd_series(path, t0, t1):
     cpu = lambda f: (round(sel[-1][f] - sel[0][f], 2)  # noqa: E731
                      if len(sel) > 1 and sel[0].get(f) is not None and sel[-1].get(f) is not None else None)
     print(json.dumps({"samples": len(sel), **{k: v for k, v in st.items()},
-                      "cpu_s": cpu("cpu_s"), "also_cpu_s": cpu("also_cpu_s")}))
+                      "cpu_s": cpu("cpu_s"), "also_cpu_s": cpu("also_cpu_s"),
+                      "machine_cpu_s": cpu("machine_cpu_s"),
+                      "seconds": round(sel[-1]["t"] - sel[0]["t"], 1) if len(sel) > 1 else None}))
 
 
 def cmd_setup_kv(url, token, prefix, width, count, sqlfile):
@@ -671,8 +684,10 @@ def cmd_probe(a):
                     continue
                 last = key
                 try:
-                    s, b = http_req(f"{a.s3}/{a.bucket}/{urllib.parse.quote(key)}")
-                    recs = decode_frames(unzstd(b)) if s == 200 else []
+                    s, b = http_req(f"{a.s3}/{a.bucket}/{urllib.parse.quote(key)}", headers=S3_AUTH)
+                    if s != 200:
+                        raise RuntimeError(f"GET answered {s}")
+                    recs = decode_frames(unzstd(b))
                 except Exception as e:  # noqa: BLE001 - reported, the chunk counts as empty
                     print(f"chunk {key}: {e}", file=sys.stderr)
                     recs = []
@@ -714,8 +729,11 @@ def cmd_probe(a):
     t_writes_end = time.time()
     writes_done.set()
     poller.join()
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"run": run, "t_start": t_start, "t_writes_end": t_writes_end, "t_end": time.time(),
-                      **counts, "probe_hooks_seen": len(acked_hooks & seen_hooks), **stats}))
+                      **counts, "probe_hooks_seen": len(acked_hooks & seen_hooks), **stats,
+                      "cpu_s": round(ru.ru_utime + ru.ru_stime, 2)}))
 
 
 def load_jsonl(path):
@@ -789,50 +807,67 @@ def cmd_summary(path):
     for r in rows:
         by[(r.get("phase"), r.get("backup"))] = r
     cfg = by.get(("config", None), {})
-    print(f"N = {num(cfg.get('tenants'))} tenants, {num(cfg.get('active'))} active "
-          f"({cfg.get('active_pct')} %), load {cfg.get('duration')} per phase, backup interval "
-          f"{cfg.get('backup_interval')}, log interval {cfg.get('backup_log_interval')}, "
-          f"S3: moto {cfg.get('moto')} on 127.0.0.1 ({'stock listing' if cfg.get('s3_stock') else 'indexed listing'}).")
+    pr = by.get(("provision", None), {})
+    f2 = lambda v: num(v, "{:.2f}")  # noqa: E731
+    f1 = lambda v: num(v, "{:.1f}")  # noqa: E731
+    print(f"N = {num(cfg.get('tenants'))} tenants ({mb(pr.get('data_bytes'))} on disk, provisioned in "
+          f"{f1(pr.get('seconds'))} s), {num(cfg.get('active'))} active ({cfg.get('active_pct')} %), each load phase "
+          f"{cfg.get('duration')}, backup_interval {cfg.get('backup_interval')}, backup_log_interval "
+          f"{cfg.get('backup_log_interval')}, S3: moto {cfg.get('moto')} on 127.0.0.1 "
+          f"({'stock listing' if cfg.get('s3_stock') else 'indexed prefix listing'}), tenantd at {cfg.get('tenantd_commit')}.")
     print()
     print("| measure | backup off | backup on | method |")
     print("|---|---|---|---|")
     io_, ia, ir = by.get(("idle", "off"), {}), by.get(("idle", "on-after-first-round"), {}), by.get(("idle", "on-restarted"), {})
-    print(f"| idle RSS (/proc VmRSS, median) | {kbmb(io_.get('rss_kb'))} | {kbmb(ia.get('rss_kb'))} after the first round "
-          f"and {cfg.get('idle_rounds')} idle rounds; {kbmb(ir.get('rss_kb'))} restarted | "
-          f"{io_.get('samples')} samples {io_.get('every_s')} s apart, no request |")
+    print(f"| idle RSS (/proc VmRSS, median) | {kbmb(io_.get('rss_kb'))} | {kbmb(ir.get('rss_kb'))} restarted; "
+          f"{kbmb(ia.get('rss_kb'))} after the first round + {cfg.get('idle_rounds')} idle rounds | "
+          f"{io_.get('samples')} samples {io_.get('every_s')} s apart, no requests |")
     print(f"| idle RSS (/metrics process_resident_memory_bytes) | {mb(io_.get('metric_rss_bytes'))} | "
-          f"{mb(ia.get('metric_rss_bytes'))}; {mb(ir.get('metric_rss_bytes'))} restarted | same samples |")
-    print(f"| idle fds (/proc/PID/fd; /metrics) | {num(io_.get('fds'))}; {num(io_.get('metric_fds'))} | "
-          f"{num(ia.get('fds'))}; {num(ia.get('metric_fds'))} (restarted {num(ir.get('fds'))}; {num(ir.get('metric_fds'))}) | |")
+          f"{mb(ir.get('metric_rss_bytes'))} restarted; {mb(ia.get('metric_rss_bytes'))} after the first round | same samples |")
+    print(f"| idle fds (/proc/PID/fd; /metrics process_open_fds) | {num(io_.get('fds'))}; {num(io_.get('metric_fds'))} | "
+          f"{num(ir.get('fds'))}; {num(ir.get('metric_fds'))} restarted; {num(ia.get('fds'))}; {num(ia.get('metric_fds'))} after the first round | |")
+    print(f"| idle threads | {num(io_.get('threads'))} | {num(ir.get('threads'))} | /proc |")
     lo, la = by.get(("load", "off"), {}), by.get(("load", "on"), {})
     for label, key in (("peak RSS under load (1 s samples)", ("series", "rss_kb", "peak")),
                        ("mean RSS under load", ("series", "rss_kb", "mean")),
-                       ("VmHWM at the end of the load (since start)", ("hwm_kb",))):
+                       ("VmHWM at the end of the load (since the server started)", ("hwm_kb",))):
         print(f"| {label} | {kbmb(g(lo, *key))} | {kbmb(g(la, *key))} | /proc |")
     print(f"| peak / mean fds under load | {num(g(lo, 'series', 'fds', 'peak'))} / {num(g(lo, 'series', 'fds', 'mean'))} | "
           f"{num(g(la, 'series', 'fds', 'peak'))} / {num(g(la, 'series', 'fds', 'mean'))} | /proc/PID/fd |")
-    print(f"| throughput (ok/s), webhooks + SQL writes | {num(lo.get('rps_ok'), '{:,.1f}')} | {num(la.get('rps_ok'), '{:,.1f}')} | "
-          f"`tenantd bench load` mixed:1:0:1, {cfg.get('conns')} connections, uniform over the active tenants |")
+    print(f"| throughput, acknowledged webhooks + SQL writes | {num(lo.get('rps_ok'), '{:,.0f}')}/s | {num(la.get('rps_ok'), '{:,.0f}')}/s | "
+          f"`tenantd bench load --workload mixed:1:0:1`, {cfg.get('conns')} connections (closed loop), uniform over the active tenants |")
     for op in ("webhook", "sql-write"):
-        print(f"| {op} answers, p50 / p99 latency | {num(g(lo, 'ops', op, 'count'))}, {num(g(lo, 'ops', op, 'p50_ms'), '{:.2f}')} / "
-              f"{num(g(lo, 'ops', op, 'p99_ms'), '{:.2f}')} ms | {num(g(la, 'ops', op, 'count'))}, "
-              f"{num(g(la, 'ops', op, 'p50_ms'), '{:.2f}')} / {num(g(la, 'ops', op, 'p99_ms'), '{:.2f}')} ms | |")
+        print(f"| {op}: answers, p50 / p99 | {num(g(lo, 'ops', op, 'count'))}, {f2(g(lo, 'ops', op, 'p50_ms'))} / "
+              f"{f2(g(lo, 'ops', op, 'p99_ms'))} ms | {num(g(la, 'ops', op, 'count'))}, "
+              f"{f2(g(la, 'ops', op, 'p50_ms'))} / {f2(g(la, 'ops', op, 'p99_ms'))} ms | |")
     print(f"| non-2xx / SQL errors / connection errors | {num(lo.get('non_2xx'))} / {num(lo.get('sql_errors'))} / {num(lo.get('errors'))} "
           f"| {num(la.get('non_2xx'))} / {num(la.get('sql_errors'))} / {num(la.get('errors'))} | |")
-    print(f"| tenantd CPU during the load | {num(g(lo, 'series', 'cpu_s'), '{:.1f}')} s | {num(g(la, 'series', 'cpu_s'), '{:.1f}')} s | "
-          f"/proc utime+stime; S3 server: {num(g(la, 'series', 'also_cpu_s'), '{:.1f}')} s with backup on |")
+    print(f"| CPU s during the load: tenantd / load generator / S3 server / RPO probes / whole machine | "
+          f"{f1(g(lo, 'series', 'cpu_s'))} / {f1(lo.get('loadgen_cpu_s'))} / - / - / {f1(g(lo, 'series', 'machine_cpu_s'))} | "
+          f"{f1(g(la, 'series', 'cpu_s'))} / {f1(la.get('loadgen_cpu_s'))} / {f1(g(la, 'series', 'also_cpu_s'))} / "
+          f"{f1(la.get('probe_cpu_s'))} / {f1(g(la, 'series', 'machine_cpu_s'))} | /proc; whole machine from /proc/stat "
+          f"(2 cores: {f1(2 * (g(lo, 'series', 'seconds') or 0))} CPU s available); the machine is shared |")
+    print(f"| tenantd CPU per acknowledged request | {num(1e6 * g(lo, 'series', 'cpu_s') / lo['ok'] if g(lo, 'series', 'cpu_s') and lo.get('ok') else None)} µs | "
+          f"{num(1e6 * g(la, 'series', 'cpu_s') / la['ok'] if g(la, 'series', 'cpu_s') and la.get('ok') else None)} µs | |")
+    print(f"| load average at the end | {lo.get('loadavg', '?')} | {la.get('loadavg', '?')} | |")
     print()
     fr = by.get(("first_round", "on"), {})
-    print("| first backup round (fresh tenants, empty bucket) | |")
+    up = fr.get("tenantd_backup_uploads_total")
+    span = g(fr, "journal", "put_span_s")
+    print("| first backup round (freshly provisioned tenants, empty bucket) | |")
     print("|---|---|")
-    print(f"| tenants uploaded | {num(fr.get('tenantd_backup_uploads_total'))} |")
-    print(f"| time from server start to round done (start scan included) | {num(fr.get('waited_s'), '{:.1f}')} s |")
-    print(f"| first to last PUT (S3 journal) | {num(g(fr, 'journal', 'put_span_s'), '{:.1f}')} s, "
-          f"{num(g(fr, 'journal', 'puts_per_s'), '{:.1f}')} PUT/s |")
+    print(f"| tenants uploaded | {num(up)}{' (TIMED OUT)' if fr.get('timed_out') else ''} |")
+    print(f"| server start to round done (start scan included) | {f1(fr.get('waited_s'))} s |")
+    print(f"| first to last PUT (S3 journal) | {f1(span)} s, {f1(g(fr, 'journal', 'puts_per_s'))} PUT/s; "
+          f"{num(span * 4000 / up if span and up else None, '{:.1f}')} ms per tenant per worker (backup_parallel 4) |")
     print(f"| snapshot bytes before / after compression | {mb(fr.get('tenantd_backup_snapshot_bytes_total'))} / "
           f"{mb(fr.get('tenantd_backup_uploaded_bytes_total'))} |")
-    print(f"| data dir (apparent, before) | {mb(fr.get('data_bytes'))} |")
-    print(f"| S3 server RSS after the round / CPU during it | {kbmb(fr.get('s3_rss_kb'))} / {num(fr.get('s3_cpu_s'), '{:.1f}')} s |")
+    print(f"| tenantd peak RSS / peak fds / CPU during the round | {kbmb(g(fr, 'peak', 'rss_kb', 'peak'))} / "
+          f"{num(g(fr, 'peak', 'fds', 'peak'))} / {f1(g(fr, 'peak', 'cpu_s'))} s |")
+    print(f"| S3 server RSS after the round / CPU during it | {kbmb(fr.get('s3_rss_kb'))} / {f1(fr.get('s3_cpu_s'))} s |")
+    print(f"| uploads in the {cfg.get('idle_rounds')} idle rounds after it | {num(ia.get('uploads_in_idle_rounds'))} |")
+    print(f"| restarted with backup on, nothing changed: start to first round done (start scan of every file) | "
+          f"{f2(ir.get('start_to_first_round_done_s'))} s, {num(ir.get('first_round_uploads'))} uploads |")
     print()
     b = by.get(("bytes", "on"), {})
     print(f"| bytes during the backup-on load ({num(b.get('seconds'), '{:.0f}')} s) | bytes | per hour |")
@@ -845,15 +880,17 @@ def cmd_summary(path):
                      ("written: ingest log frames shipped (decoded chunks)", "log_frame_bytes"),
                      ("written: data dir growth (du -sb, before start to after stop)", "data_dir_growth_bytes")):
         print(f"| {label} | {mb(b.get(k))} | {mb(per_hour(b[k], b.get('seconds')) if b.get(k) is not None else None)} |")
-    print(f"| snapshot uploads / log chunks | {num(b.get('uploads'))} / {num(b.get('log_chunks'))} | |")
+    for label, k in (("PUT requests: snapshots", "uploads"), ("PUT requests: log chunks", "log_chunks")):
+        print(f"| {label} | {num(b.get(k))} | {num(per_hour(b[k], b.get('seconds')) if b.get(k) is not None else None)} |")
+    print(f"| acknowledged: SQL writes / webhook records shipped | {num(b.get('sql_writes_ok'))} / {num(b.get('log_records'))} | |")
     print()
     rp = by.get(("rpo", "on"), {})
-    print("| observed RPO | n | p50 | p90 | p99 | max | not in bucket |")
+    print("| observed RPO (probes during the backup-on load) | n | p50 | p90 | p99 | max | not in bucket |")
     print("|---|---|---|---|---|---|---|")
-    for label, k, miss in (("webhook: 2xx -> chunk listed (poll 200 ms)", "webhook_rpo_listed_s", "webhook_not_in_bucket"),
-                           ("webhook: 2xx -> chunk stored (S3 journal)", "webhook_rpo_stored_s", "webhook_not_in_bucket"),
-                           ("SQL: commit ack -> next snapshot stored (S3 journal)", "sql_rpo_stored_s", "sql_not_in_bucket"),
-                           ("SQL: commit ack -> next snapshot taken (key's ms)", "sql_rpo_snapshot_taken_s", "sql_not_in_bucket")):
+    for label, k, miss in (("webhook: 2xx -> its log chunk listed (listing every 200 ms)", "webhook_rpo_listed_s", "webhook_not_in_bucket"),
+                           ("webhook: 2xx -> its log chunk stored (S3 journal)", "webhook_rpo_stored_s", "webhook_not_in_bucket"),
+                           ("SQL: commit ack -> first later snapshot stored (S3 journal)", "sql_rpo_stored_s", "sql_not_in_bucket"),
+                           ("SQL: commit ack -> first later snapshot taken (the key's ms)", "sql_rpo_snapshot_taken_s", "sql_not_in_bucket")):
         d = rp.get(k) or {}
         f = lambda v: "?" if v is None else f"{v:.2f} s"  # noqa: E731
         print(f"| {label} | {num(d.get('n'))} | {f(d.get('p50'))} | {f(d.get('p90'))} | {f(d.get('p99'))} | {f(d.get('max'))} | {num(rp.get(miss))} |")
@@ -861,12 +898,50 @@ def cmd_summary(path):
     r1, ra = by.get(("restore_one", "on"), {}), by.get(("restore_all", "on"), {})
     print("| restore | time | result |")
     print("|---|---|---|")
-    print(f"| `tenantd restore {r1.get('tenant')} --to DIR` | {num(r1.get('seconds'), '{:.2f}')} s | "
+    print(f"| `tenantd restore {r1.get('tenant')} --to DIR` | {f2(r1.get('seconds'))} s | "
           f"{num(r1.get('bytes'))} bytes, {num(r1.get('events'))} events, exit {r1.get('exit')} |")
-    print(f"| `tenantd restore --all` into a fresh data dir | {num(ra.get('seconds'), '{:.1f}')} s"
-          f"{' (stopped at the time limit)' if ra.get('timed_out') else ''} | {num(ra.get('restored'))} restored of "
-          f"{num(ra.get('bucket_tenants'))}, {num(ra.get('skipped'))} skipped, {num(ra.get('failed'))} failed, "
-          f"{num(ra.get('files'))} files; {num(ra.get('per_s'), '{:.1f}')} tenants/s, exit {ra.get('exit')} |")
+    print(f"| `tenantd restore --all` into a fresh data dir | {f1(ra.get('seconds'))} s"
+          f"{' (stopped at the time limit)' if ra.get('timed_out') else ''} | {num(ra.get('restored'))} of "
+          f"{num(ra.get('bucket_tenants'))} restored, {num(ra.get('skipped'))} skipped, {num(ra.get('failed'))} failed, "
+          f"{num(ra.get('files'))} files; {f1(ra.get('per_s'))} tenants/s; S3 server CPU {f1(ra.get('s3_cpu_s'))} s; "
+          f"restore process {ra.get('time')}; exit {ra.get('exit')} |")
+    print()
+    print(METHOD.format(**{k: cfg.get(k) for k in ("duration", "backup_interval", "backup_log_interval",
+                                                   "idle_rounds", "probe_webhook_rate", "probe_sql_rate", "conns")}))
+
+
+METHOD = """Method (bench/backup.sh; raw data in results.jsonl, samples-*.jsonl, rpo/, s3-journal.txt):
+- One data dir throughout. `tenantd bench provision` writes N template tenants; the active ones
+  (tenant0000000 …) get bench/sql/0001_kv.sql over SQL. Phases: idle off; backup on against the
+  empty bucket (first round), then {idle_rounds} idle rounds and idle samples in the same process;
+  backup on restarted (nothing to upload) and idle samples; load off; load on; restores.
+- Idle: 6 samples 5 s apart of /proc/PID/status VmRSS, /proc/PID/fd and /metrics, median.
+- Load: {duration} of `tenantd bench load --workload mixed:1:0:1 --dist uniform --concurrency
+  {conns}` over the active tenants, under nice -n 10, against a freshly started server (backup on:
+  after its start round has finished); RSS and fds sampled every second. With backup on, RPO
+  probes run at the same time: {probe_webhook_rate} webhooks/s (each with a unique
+  Idempotency-Key) and {probe_sql_rate} SQL upserts/s to random active tenants, every
+  acknowledgement timed.
+- Webhook RPO: the bucket's `<prefix>/log/` is listed every 200 ms; each new chunk is fetched,
+  zstd-decompressed and its frames decoded (crates/ingest/src/record.rs) to find the probes'
+  delivery ids. "listed" = the end of the first listing that showed the chunk - the probe's 2xx;
+  "stored" = the moment the S3 server stored the chunk (its journal, written by the same process
+  when the PUT is stored, before it answers) - the 2xx.
+- SQL RPO: for each acknowledged probe write, the first snapshot of its tenant whose key's ms
+  (taken just before the snapshot starts) is later than the ack: "stored" = when the S3 server
+  stored it - the ack; "taken" = the key's ms - the ack.
+- Bytes: uploaded = tenantd_backup_uploaded_bytes_total (snapshots, compressed) and the log
+  chunks' sizes from the S3 journal, over the load window; written = the bodies of the webhook
+  records shipped in that window (decoded) + 100 bytes per acknowledged SQL write (the value
+  written), the frames of those records (what the ingest log appended), and the data dir's
+  growth (du -sb before the server started to after it stopped). Per hour = x 3600 / window.
+- Restore: `tenantd restore TENANT --to DIR` (reads every log chunk of the prefix first) and
+  `tenantd restore --all --data FRESH_DIR` (backup_parallel 4), with the TENANTD_BACKUP_*
+  variables; counted from its output lines and the files written.
+- S3: moto's server in a wrapper (bench/lib/backup_bench.py `s3`) that journals every stored
+  object and, unless S3_STOCK=1, answers prefix listings from a sorted index (moto scans every
+  key of the bucket for each listing; tenantd lists a tenant's snapshots after each upload and
+  before each restore, which against stock moto makes a round or restore of N tenants O(N^2))."""
 
 
 # ---- main ----
