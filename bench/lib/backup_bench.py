@@ -560,6 +560,8 @@ def cmd_series(path, t0, t1):
     print(json.dumps({"samples": len(sel), **{k: v for k, v in st.items()},
                       "cpu_s": cpu("cpu_s"), "also_cpu_s": cpu("also_cpu_s"),
                       "machine_cpu_s": cpu("machine_cpu_s"),
+                      "rss_kb_first": sel[0].get("rss_kb") if sel else None,
+                      "rss_kb_last": sel[-1].get("rss_kb") if sel else None,
                       "seconds": round(sel[-1]["t"] - sel[0]["t"], 1) if len(sel) > 1 else None}))
 
 
@@ -828,9 +830,14 @@ def cmd_summary(path):
           f"{num(ir.get('fds'))}; {num(ir.get('metric_fds'))} restarted; {num(ia.get('fds'))}; {num(ia.get('metric_fds'))} after the first round | |")
     print(f"| idle threads | {num(io_.get('threads'))} | {num(ir.get('threads'))} | /proc |")
     lo, la = by.get(("load", "off"), {}), by.get(("load", "on"), {})
-    for label, key in (("peak RSS under load (1 s samples)", ("series", "rss_kb", "peak")),
+    for label, key in (("RSS when the load starts / ends", None),
+                       ("peak RSS under load (1 s samples)", ("series", "rss_kb", "peak")),
                        ("mean RSS under load", ("series", "rss_kb", "mean")),
                        ("VmHWM at the end of the load (since the server started)", ("hwm_kb",))):
+        if key is None:
+            print(f"| {label} | {kbmb(g(lo, 'series', 'rss_kb_first'))} / {kbmb(g(lo, 'series', 'rss_kb_last'))} | "
+                  f"{kbmb(g(la, 'series', 'rss_kb_first'))} / {kbmb(g(la, 'series', 'rss_kb_last'))} | /proc; backup on: after the start round |")
+            continue
         print(f"| {label} | {kbmb(g(lo, *key))} | {kbmb(g(la, *key))} | /proc |")
     print(f"| peak / mean fds under load | {num(g(lo, 'series', 'fds', 'peak'))} / {num(g(lo, 'series', 'fds', 'mean'))} | "
           f"{num(g(la, 'series', 'fds', 'peak'))} / {num(g(la, 'series', 'fds', 'mean'))} | /proc/PID/fd |")
