@@ -93,12 +93,14 @@ stop_all() { for k in "${!PID[@]}"; do stop "$k"; done; }
 trap 'stop_all; [[ -n ${KEEP:-} ]] || rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
+# the commit the binary's tree is at (the repository holding TENANTD, e.g. this one's target/)
+BIN_COMMIT=$(git -C "$(dirname "$TENANTD")" rev-parse --short HEAD 2>/dev/null || echo unknown)
 rm -rf "$WORK"; mkdir -p "$WORK"
 cp "$TENANTD" "$WORK/tenantd"; BIN=$WORK/tenantd
 {
   echo "date: $(date -u +%FT%TZ)"
   echo "commit of $ROOT: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet || echo ' (dirty)')"
-  echo "tenantd: $TENANTD (sha256 $(sha256sum "$BIN" | cut -c1-16)…, $(stat -c %y "$TENANTD"))"
+  echo "tenantd: $TENANTD, tree at $BIN_COMMIT (sha256 $(sha256sum "$BIN" | cut -c1-16)…, $(stat -c %y "$TENANTD"))"
   echo "kernel: $(uname -r)"; echo "cpus: $(nproc) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
   echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
   echo "python: $(python3 --version 2>&1), moto $(python3 -c 'import moto; print(moto.__version__)')"
@@ -141,7 +143,7 @@ log "tenantd backup bench -> ${OUT#"$ROOT"/} (N=$N, $ACTIVE active, load $DURATI
 res "$(merge phase=config tenants="$N" active="$ACTIVE" active_pct="$ACTIVE_PCT" duration="\"$DURATION\"" \
   backup_interval="\"$BACKUP_INTERVAL\"" backup_log_interval="\"$BACKUP_LOG_INTERVAL\"" idle_rounds="$IDLE_ROUNDS" \
   conns="$CONNS" probe_webhook_rate="$PROBE_WEBHOOK_RATE" probe_sql_rate="$PROBE_SQL_RATE" s3_stock="$S3_STOCK" \
-  moto="\"$(python3 -c 'import moto; print(moto.__version__)')\"" tenantd_commit="\"$(git -C "$ROOT" rev-parse --short HEAD)\"")"
+  moto="\"$(python3 -c 'import moto; print(moto.__version__)')\"" tenantd_commit="\"$BIN_COMMIT\"")"
 
 start_s3
 "${PY[@]}" bucket "$S3" "$BUCKET" >>"$OUT/run.log"
