@@ -35,7 +35,8 @@
 # server's journal (every object stored, with the time) is OUT/s3-journal.txt.
 # Output: OUT/machine.txt, OUT/results.jsonl (one line per phase), OUT/summary.md (tables and
 # method), OUT/run.log, OUT/samples-*.jsonl (1 s samples), OUT/load-*.json (the load
-# generator's report), OUT/rpo/ (probes.jsonl, chunks.jsonl), OUT/*.server.log.
+# generator's report), OUT/rpo/ (probes.jsonl, chunks.jsonl), OUT/*.server.log; raw files over
+# 1 MB are gzipped at the end.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TENANTD=${TENANTD:-$ROOT/target/release/tenantd}
@@ -232,7 +233,7 @@ res "$(merge "$(load_json off)" phase=load backup=off loadavg="$(lavg)" hwm_kb="
 stop server
 
 log "load, backup on ($DURATION), with RPO probes"
-du0=$(du_b "$DATA")
+du0=$(du_b "$DATA/tenants")
 start_server load-on on
 w=$(wait_backup --rounds 1 --pending-zero --timeout 900)
 log "  start round done: $(jget "$w" tenantd_backup_uploads_total) uploads (tenants changed by the backup-off load)"
@@ -257,7 +258,7 @@ stop sampler
 res "$(merge "$(load_json on)" phase=load backup=on loadavg="$(lavg)" probe_cpu_s="$(jget "$(cat "$OUT/rpo/probe.json")" cpu_s)" hwm_kb="$hwm" \
   series="$("${PY[@]}" series "$OUT/samples-load-on.jsonl" --from "$t0" --to "$t1")" wait_after="$w")"
 stop server
-du1=$(du_b "$DATA")
+du1=$(du_b "$DATA/tenants")
 probe=$(cat "$OUT/rpo/probe.json")
 j=$("${PY[@]}" journal "$JOURNAL" "$KEYPFX" --from "$t0" --to "$t1")
 res "$(python3 - "$m0" "$m1" "$j" "$probe" "$OUT/load-on.json" "$t0" "$t1" "$du0" "$du1" <<'EOF'
@@ -311,5 +312,9 @@ res "$(merge phase=restore_all backup=on seconds="$secs_all" exit="$rc" timed_ou
 stop s3
 echo "loadavg after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 "${PY[@]}" summary "$OUT/results.jsonl" >"$OUT/summary.md"
+# raw files over 1 MB (the journal and restore --all's output at 100k tenants) are kept gzipped
+for f in "$OUT"/*.txt "$OUT"/*.jsonl "$OUT"/rpo/*.jsonl; do
+  [[ $f == */results.jsonl ]] || [[ $(stat -c %s "$f") -lt 1000000 ]] || gzip -9 "$f"
+done
 cat "$OUT/summary.md"
 log "done: ${OUT#"$ROOT"/}"

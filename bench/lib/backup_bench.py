@@ -885,7 +885,7 @@ def cmd_summary(path):
                      ("snapshots before compression (tenantd_backup_snapshot_bytes_total delta)", "snapshot_raw_bytes"),
                      ("written: payload acknowledged (webhook bodies in the shipped log + 100 B per SQL write)", "payload_bytes"),
                      ("written: ingest log frames shipped (decoded chunks)", "log_frame_bytes"),
-                     ("written: data dir growth (du -sb, before start to after stop)", "data_dir_growth_bytes")):
+                     ("written: tenant files' growth (du -sb DATA/tenants, before start to after stop)", "data_dir_growth_bytes")):
         print(f"| {label} | {mb(b.get(k))} | {mb(per_hour(b[k], b.get('seconds')) if b.get(k) is not None else None)} |")
     for label, k in (("PUT requests: snapshots", "uploads"), ("PUT requests: log chunks", "log_chunks")):
         print(f"| {label} | {num(b.get(k))} | {num(per_hour(b[k], b.get('seconds')) if b.get(k) is not None else None)} |")
@@ -940,8 +940,8 @@ METHOD = """Method (bench/backup.sh; raw data in results.jsonl, samples-*.jsonl,
 - Bytes: uploaded = tenantd_backup_uploaded_bytes_total (snapshots, compressed) and the log
   chunks' sizes from the S3 journal, over the load window; written = the bodies of the webhook
   records shipped in that window (decoded) + 100 bytes per acknowledged SQL write (the value
-  written), the frames of those records (what the ingest log appended), and the data dir's
-  growth (du -sb before the server started to after it stopped). Per hour = x 3600 / window.
+  written), the frames of those records (what the ingest log appended), and the of the tenant files (du -sb DATA/tenants before the server started to after it stopped:
+  WALs checkpointed). Per hour = x 3600 / window.
 - Restore: `tenantd restore TENANT --to DIR` (reads every log chunk of the prefix first) and
   `tenantd restore --all --data FRESH_DIR` (backup_parallel 4), with the TENANTD_BACKUP_*
   variables; counted from its output lines and the files written.
