@@ -940,8 +940,9 @@ METHOD = """Method (bench/backup.sh; raw data in results.jsonl, samples-*.jsonl,
 - Bytes: uploaded = tenantd_backup_uploaded_bytes_total (snapshots, compressed) and the log
   chunks' sizes from the S3 journal, over the load window; written = the bodies of the webhook
   records shipped in that window (decoded) + 100 bytes per acknowledged SQL write (the value
-  written), the frames of those records (what the ingest log appended), and the of the tenant files (du -sb DATA/tenants before the server started to after it stopped:
-  WALs checkpointed). Per hour = x 3600 / window.
+  written), the frames of those records (what the ingest log appended), and the growth of
+  the tenant files (du -sb DATA/tenants before the server started to after it stopped: WALs
+  checkpointed). Per hour = x 3600 / window.
 - Restore: `tenantd restore TENANT --to DIR` (reads every log chunk of the prefix first) and
   `tenantd restore --all --data FRESH_DIR` (backup_parallel 4), with the TENANTD_BACKUP_*
   variables; counted from its output lines and the files written.
