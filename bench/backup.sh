@@ -4,24 +4,26 @@
 #  provision  N tenant files (`tenantd bench provision`, as bench/scale.sh); the active ones
 #             (tenant0000000 … , the first ACTIVE_PCT %) get bench/sql/0001_kv.sql over SQL
 #             so `tenantd bench load`'s sql-write can update them.
-#  idle       RSS and fds of an idle server, backup off; backup on after the first round plus
-#             IDLE_ROUNDS idle rounds (same process); backup on restarted (nothing to upload).
-#             From /proc/PID/status, /proc/PID/fd and /metrics (process_resident_memory_bytes,
-#             process_open_fds).
+#  idle off   RSS and fds of an idle server, backup off. From /proc/PID/status, /proc/PID/fd and
+#             /metrics (process_resident_memory_bytes, process_open_fds).
+#  load off   DURATION of `tenantd bench load --workload mixed:1:0:1` (webhooks and SQL
+#             writes, uniform over the active tenants, CONNS connections) on the data dir as
+#             provisioned: throughput, latency, RSS and fds every second (peak, mean), VmHWM,
+#             CPU, the pool's opens/evictions/tidies.
 #  first round  the server started with backup on against the empty bucket: time from start
 #             until tenantd_backup_rounds_total >= 1 and tenantd_backup_pending_tenants == 0,
-#             uploads, bytes before/after compression, the S3 server's PUT rate.
-#  load       DURATION of `tenantd bench load --workload mixed:1:0:1` (webhooks and SQL
-#             writes, uniform over the active tenants, CONNS connections), backup off then on:
-#             throughput, latency, RSS and fds every second (peak, mean), VmHWM, CPU. With
-#             backup on, also: RPO probes (PROBE_WEBHOOK_RATE webhooks/s and PROBE_SQL_RATE SQL
+#             uploads, bytes before/after compression, the S3 server's PUT rate; then idle
+#             through IDLE_ROUNDS rounds (same process) and idle RSS/fds; then restarted with
+#             backup on (no tenant changed since its upload): its start round and idle RSS/fds.
+#  load on    the same load with backup on (after the start round): the same numbers, and RPO
+#             probes (PROBE_WEBHOOK_RATE webhooks/s and PROBE_SQL_RATE SQL
 #             writes/s to random active tenants, every ack timed; the bucket's log listed every
 #             200 ms and each new chunk decoded to find the probes' delivery ids), bytes
 #             uploaded vs bytes written, per hour.
 #  restore    `tenantd restore tenant0000000 --to DIR`, then `tenantd restore --all` into a
 #             fresh data dir (bounded by RESTORE_TIMEOUT), timed, tenants counted.
 #
-#   nice bench/backup.sh                                   # N=100000, 1 %, 180 s loads: ~45 min
+#   nice bench/backup.sh                                   # N=100000, 1 %, 180 s loads: ~55 min
 #   N=2000 DURATION=30s BACKUP_INTERVAL=10s nice bench/backup.sh   # smoke, ~5 min
 # env: TENANTD (default target/release/tenantd; copied into WORK first, so a rebuild during the
 #      run does not change it), N=100000, ACTIVE_PCT=1, DURATION=180s (each load phase; with
@@ -141,7 +143,7 @@ metric() { "${PY[@]}" metrics "$URL" | python3 -c 'import json,sys; print(json.l
 du_b() { du -sb "$1" | cut -f1; }
 
 log "tenantd backup bench -> ${OUT#"$ROOT"/} (N=$N, $ACTIVE active, load $DURATION, interval $BACKUP_INTERVAL / log $BACKUP_LOG_INTERVAL)"
-res "$(merge phase=config tenants="$N" active="$ACTIVE" active_pct="$ACTIVE_PCT" duration="\"$DURATION\"" \
+res "$(merge phase=config phases='"idle off; load off; backup on against the empty bucket (first round), its idle rounds and idle samples; restarted with backup on, idle samples; load on; restores"' tenants="$N" active="$ACTIVE" active_pct="$ACTIVE_PCT" duration="\"$DURATION\"" \
   backup_interval="\"$BACKUP_INTERVAL\"" backup_log_interval="\"$BACKUP_LOG_INTERVAL\"" idle_rounds="$IDLE_ROUNDS" \
   conns="$CONNS" probe_webhook_rate="$PROBE_WEBHOOK_RATE" probe_sql_rate="$PROBE_SQL_RATE" s3_stock="$S3_STOCK" \
   moto="\"$(python3 -c 'import moto; print(moto.__version__)')\"" tenantd_commit="\"$BIN_COMMIT\"")"
@@ -149,58 +151,6 @@ res "$(merge phase=config tenants="$N" active="$ACTIVE" active_pct="$ACTIVE_PCT"
 start_s3
 "${PY[@]}" bucket "$S3" "$BUCKET" >>"$OUT/run.log"
 
-# ---- provision ----
-log "provision $N tenants"
-t0=$(now)
-"$BIN" bench provision --data "$DATA" --count "$N" --width "$WIDTH" >"$OUT/provision.txt"
-sync
-prov_s=$(sub "$(now)" "$t0")
-start_server setup off
-kv=$("${PY[@]}" setup-kv "$URL" "$TOKEN" "$PREFIX" "$WIDTH" "$ACTIVE" "$ROOT/bench/sql/0001_kv.sql")
-stop server
-res "$(merge "$kv" phase=provision seconds="$prov_s" data_bytes="$(du_b "$DATA")" kv_tenants="$ACTIVE")"
-
-# ---- idle, backup off ----
-log "idle, backup off"
-start_server idle-off off
-sleep 5
-res "$(merge "$("${PY[@]}" idle "${PID[server]}" "$URL")" phase=idle backup=off)"
-stop server
-
-# ---- first round, then idle rounds (backup on) ----
-log "backup on against the empty bucket: the first round of $N tenants"
-data_bytes=$(du_b "$DATA"); c0=$(s3_cpu)
-t0=$(now)
-start_server first-round on
-"${PY[@]}" sample "${PID[server]}" "$URL" "$OUT/samples-first-round.jsonl" --also "${PID[s3]}" &
-PID[sampler]=$!
-fr=$(wait_backup --rounds 1 --pending-zero --timeout "$FIRST_ROUND_TIMEOUT")
-t1=$(now)
-j=$("${PY[@]}" journal "$JOURNAL" "$KEYPFX" --from "$t0" --to "$t1")
-res "$(merge "$fr" phase=first_round backup=on loadavg="$(lavg)" data_bytes="$data_bytes" journal="$j" s3_rss_kb="$(s3_rss)" \
-  s3_cpu_s="$(sub "$(s3_cpu)" "$c0")" \
-  peak="$("${PY[@]}" series "$OUT/samples-first-round.jsonl" --from "$t0" --to "$t1")")"
-rounds=$(jget "$fr" tenantd_backup_rounds_total); up0=$(metric tenantd_backup_uploads_total)
-log "idle through $IDLE_ROUNDS more rounds"
-w=$(wait_backup --rounds "$(( ${rounds%.*} + IDLE_ROUNDS ))" --timeout "$(( (IDLE_ROUNDS + 1) * INT_S + 120 ))")
-idle=$("${PY[@]}" idle "${PID[server]}" "$URL")
-stop sampler
-res "$(merge "$idle" phase=idle backup=on-after-first-round rounds_waited="$IDLE_ROUNDS" \
-  uploads_in_idle_rounds="$(( $(metric tenantd_backup_uploads_total | cut -d. -f1) - ${up0%.*} ))" \
-  wait="$w")"
-stop server
-
-log "idle, backup on, restarted (nothing to upload)"
-t0=$(now)
-start_server idle-on on
-w=$(wait_backup --rounds 1 --pending-zero --timeout 900)
-ready_s=$(sub "$(now)" "$t0")
-sleep 5
-res "$(merge "$("${PY[@]}" idle "${PID[server]}" "$URL")" phase=idle backup=on-restarted \
-  start_to_first_round_done_s="$ready_s" first_round_uploads="$(jget "$w" tenantd_backup_uploads_total)")"
-stop server
-
-# ---- load, backup off then on ----
 run_load() {  # NAME: closed-loop mixed load on the running server (its CPU: OUT/load-NAME.time)
   nice -n 10 /usr/bin/time -f '%U %S' -o "$OUT/load-$1.time" "$BIN" bench load --url "$URL" --workload mixed:1:0:1 --tenants "$ACTIVE" --width "$WIDTH" \
     --dist uniform --concurrency "$CONNS" --duration "$DURATION" --threads 1 --token "$TOKEN" \
@@ -220,23 +170,115 @@ print(json.dumps({"loadgen_cpu_s": round(float(u) + float(s_), 2), "requests": r
 EOF
 }
 
+# bytes of the active tenants' .db files (checkpointed once the server stopped cleanly)
+active_db_bytes() { python3 - "$DATA/tenants" "$PREFIX" "$WIDTH" "$ACTIVE" <<'EOF'
+import os, sys
+root, prefix, width, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+want = {f"{prefix}{i:0{width}d}.db" for i in range(n)}
+print(sum(os.stat(os.path.join(d, f)).st_size for d, _, fs in os.walk(root) for f in fs if f in want))
+EOF
+}
+# tenant files with a -wal beside them (left by a fast close at the open cap: tidied later)
+wal_left() { find "$DATA/tenants" -name '*.db-wal' | wc -l; }
+# the last "backup round" report in a server log, as JSON
+round_report() { python3 - "$1" <<'EOF'
+import json, re, sys
+r = {}
+for line in open(sys.argv[1]):
+    m = re.search(r"backup round report=RoundReport \{ (.*?) \}", line)
+    if m:
+        r = {k: int(v) for k, v in re.findall(r"(\w+): (\d+)", m[1])}
+print(json.dumps(r))
+EOF
+}
+churn() {  # M0 M1: what the pool did between two /metrics snapshots
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+m0, m1 = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(json.dumps({k.replace("tenantd_", ""): m1.get(k, 0) - m0.get(k, 0) for k in
+                  ("tenantd_tenant_opens_total", "tenantd_evictions_total", "tenantd_idle_closes_total",
+                   "tenantd_tidies_total", "tenantd_checkpoints_total")}))
+EOF
+}
+
+# ---- provision ----
+log "provision $N tenants"
+t0=$(now)
+"$BIN" bench provision --data "$DATA" --count "$N" --width "$WIDTH" >"$OUT/provision.txt"
+sync
+prov_s=$(sub "$(now)" "$t0")
+start_server setup off
+kv=$("${PY[@]}" setup-kv "$URL" "$TOKEN" "$PREFIX" "$WIDTH" "$ACTIVE" "$ROOT/bench/sql/0001_kv.sql")
+stop server
+res "$(merge "$kv" phase=provision seconds="$prov_s" data_bytes="$(du_b "$DATA")" kv_tenants="$ACTIVE")"
+
+# ---- idle, backup off ----
+log "idle, backup off"
+start_server idle-off off
+sleep 5
+res "$(merge "$("${PY[@]}" idle "${PID[server]}" "$URL")" phase=idle backup=off)"
+stop server
+
+# ---- load, backup off (the data dir as provisioned: no backup has touched it) ----
 log "load, backup off ($DURATION)"
+wl=$(wal_left)
 start_server load-off off
 "${PY[@]}" sample "${PID[server]}" "$URL" "$OUT/samples-load-off.jsonl" &
 PID[sampler]=$!
 sleep 2
+m0=$("${PY[@]}" metrics "$URL")
 t0=$(now); run_load off; t1=$(now)
+m1=$("${PY[@]}" metrics "$URL")
 hwm=$(awk '$1=="VmHWM:" {print $2}' "/proc/${PID[server]}/status")
 stop sampler
-res "$(merge "$(load_json off)" phase=load backup=off loadavg="$(lavg)" hwm_kb="$hwm" \
+res "$(merge "$(load_json off)" phase=load backup=off loadavg="$(lavg)" hwm_kb="$hwm" wal_left_at_start="$wl" pool="$(churn "$m0" "$m1")" \
   series="$("${PY[@]}" series "$OUT/samples-load-off.jsonl" --from "$t0" --to "$t1")")"
 stop server
 
+
+# ---- first round, then idle rounds (backup on) ----
+log "backup on against the empty bucket: the first round of $N tenants"
+data_bytes=$(du_b "$DATA"); c0=$(s3_cpu)
+t0=$(now)
+start_server first-round on
+"${PY[@]}" sample "${PID[server]}" "$URL" "$OUT/samples-first-round.jsonl" --also "${PID[s3]}" &
+PID[sampler]=$!
+fr=$(wait_backup --rounds 1 --pending-zero --timeout "$FIRST_ROUND_TIMEOUT")
+t1=$(now)
+j=$("${PY[@]}" journal "$JOURNAL" "$KEYPFX" --from "$t0" --to "$t1")
+res "$(merge "$fr" phase=first_round backup=on loadavg="$(lavg)" data_bytes="$data_bytes" journal="$j" s3_rss_kb="$(s3_rss)" \
+  report="$(round_report "$OUT/first-round.server.log")" \
+  s3_cpu_s="$(sub "$(s3_cpu)" "$c0")" \
+  peak="$("${PY[@]}" series "$OUT/samples-first-round.jsonl" --from "$t0" --to "$t1")")"
+rounds=$(jget "$fr" tenantd_backup_rounds_total); up0=$(metric tenantd_backup_uploads_total)
+log "idle through $IDLE_ROUNDS more rounds"
+w=$(wait_backup --rounds "$(( ${rounds%.*} + IDLE_ROUNDS ))" --timeout "$(( (IDLE_ROUNDS + 1) * INT_S + 120 ))")
+idle=$("${PY[@]}" idle "${PID[server]}" "$URL")
+stop sampler
+upi=$(( $(metric tenantd_backup_uploads_total | cut -d. -f1) - ${up0%.*} ))
+stop server
+res "$(merge "$idle" phase=idle backup=on-after-first-round rounds_waited="$IDLE_ROUNDS" wal_left_after_stop="$(wal_left)" \
+  uploads_in_idle_rounds="$upi" wait="$w")"
+
+log "idle, backup on, restarted (no tenant changed since its upload)"
+wl=$(wal_left)
+t0=$(now)
+start_server idle-on on
+w=$(wait_backup --rounds 1 --pending-zero --timeout 900)
+ready_s=$(sub "$(now)" "$t0")
+sleep 5
+res "$(merge "$("${PY[@]}" idle "${PID[server]}" "$URL")" phase=idle backup=on-restarted wal_left_at_start="$wl" \
+  start_to_first_round_done_s="$ready_s" first_round_uploads="$(jget "$w" tenantd_backup_uploads_total)" \
+  report="$(round_report "$OUT/idle-on.server.log")")"
+stop server
+
+# ---- load, backup on ----
 log "load, backup on ($DURATION), with RPO probes"
-du0=$(du_b "$DATA/tenants")
+du0=$(active_db_bytes); wl=$(wal_left)
 start_server load-on on
 w=$(wait_backup --rounds 1 --pending-zero --timeout 900)
-log "  start round done: $(jget "$w" tenantd_backup_uploads_total) uploads (tenants changed by the backup-off load)"
+sr=$(round_report "$OUT/load-on.server.log")
+log "  start round done: $sr"
 "${PY[@]}" sample "${PID[server]}" "$URL" "$OUT/samples-load-on.jsonl" --also "${PID[s3]}" &
 PID[sampler]=$!
 sleep 2
@@ -256,9 +298,10 @@ w=$(wait_backup --rounds "$(( ${rounds%.*} + 2 ))" --pending-zero --timeout "$((
 wait "${PID[probe]}" || log "  probe exited with $?"; unset 'PID[probe]'
 stop sampler
 res "$(merge "$(load_json on)" phase=load backup=on loadavg="$(lavg)" probe_cpu_s="$(jget "$(cat "$OUT/rpo/probe.json")" cpu_s)" hwm_kb="$hwm" \
+  wal_left_at_start="$wl" start_round="$sr" pool="$(churn "$m0" "$m1")" \
   series="$("${PY[@]}" series "$OUT/samples-load-on.jsonl" --from "$t0" --to "$t1")" wait_after="$w")"
 stop server
-du1=$(du_b "$DATA/tenants")
+du1=$(active_db_bytes)
 probe=$(cat "$OUT/rpo/probe.json")
 j=$("${PY[@]}" journal "$JOURNAL" "$KEYPFX" --from "$t0" --to "$t1")
 res "$(python3 - "$m0" "$m1" "$j" "$probe" "$OUT/load-on.json" "$t0" "$t1" "$du0" "$du1" <<'EOF'
@@ -276,7 +319,7 @@ print(json.dumps({"phase": "bytes", "backup": "on", "seconds": round(t1 - t0, 1)
     "uploaded_total_bytes": d("tenantd_backup_uploaded_bytes_total") + j["log_chunk_bytes"],
     "payload_bytes": probe["body_bytes"] + 100 * sql_ok, "webhook_body_bytes": probe["body_bytes"],
     "sql_writes_ok": sql_ok, "log_frame_bytes": probe["frame_bytes"], "log_records": probe["records"],
-    "data_dir_growth_bytes": du1 - du0, "failures": d("tenantd_backup_failures_total"),
+    "data_dir_growth_bytes": du1 - du0, "growth_method": "active_db", "failures": d("tenantd_backup_failures_total"),
     "log_failures": d("tenantd_backup_log_failures_total")}, sort_keys=True))
 EOF
 )"
@@ -288,9 +331,12 @@ t0=$(now)
 set +e; "$BIN" restore "${PREFIX}$(printf "%0${WIDTH}d" 0)" --to "$WORK/restore-one" >"$OUT/restore-one.txt" 2>&1; rc=$?; set -e
 t1=$(now)
 f=$WORK/restore-one/${PREFIX}$(printf "%0${WIDTH}d" 0).db
-ev=$(sqlite3 "$f" 'SELECT count(*) FROM _tenantd_events' 2>/dev/null || echo null)
+# what the restored copy holds vs the live file (the server is stopped: every write is in it)
+q='SELECT (SELECT count(*) FROM _tenantd_events) || " " || (SELECT coalesce(sum(n), 0) FROM kv)'
+read -r ev kvn < <(sqlite3 "$f" "$q" 2>/dev/null || echo "null null")
+read -r lev lkvn < <(sqlite3 "file:$(find "$DATA/tenants" -name "$(basename "$f")")?mode=ro" "$q" 2>/dev/null || echo "null null")
 res "$(merge phase=restore_one backup=on tenant="\"${PREFIX}$(printf "%0${WIDTH}d" 0)\"" seconds="$(sub "$t1" "$t0")" \
-  exit="$rc" bytes="$(stat -c %s "$f" 2>/dev/null || echo null)" events="$ev")"
+  exit="$rc" bytes="$(stat -c %s "$f" 2>/dev/null || echo null)" events="$ev" kv_writes="$kvn" live_events="$lev" live_kv_writes="$lkvn")"
 
 log "restore --all into a fresh data dir (at most $RESTORE_TIMEOUT s)"
 c0=$(s3_cpu); t0=$(now)

@@ -857,6 +857,14 @@ def cmd_summary(path):
     print(f"| tenantd CPU per acknowledged request | {num(1e6 * g(lo, 'series', 'cpu_s') / lo['ok'] if g(lo, 'series', 'cpu_s') and lo.get('ok') else None)} µs | "
           f"{num(1e6 * g(la, 'series', 'cpu_s') / la['ok'] if g(la, 'series', 'cpu_s') and la.get('ok') else None)} µs | |")
     print(f"| load average at the end | {lo.get('loadavg', '?')} | {la.get('loadavg', '?')} | |")
+    if lo.get("pool") or la.get("pool"):
+        print(f"| pool during the load: opens / evictions / tidies | {num(g(lo, 'pool', 'tenant_opens_total'))} / "
+              f"{num(g(lo, 'pool', 'evictions_total'))} / {num(g(lo, 'pool', 'tidies_total'))} | {num(g(la, 'pool', 'tenant_opens_total'))} / "
+              f"{num(g(la, 'pool', 'evictions_total'))} / {num(g(la, 'pool', 'tidies_total'))} | /metrics deltas |")
+        print(f"| tenant files with a -wal left when the server started | {num(lo.get('wal_left_at_start'))} | {num(la.get('wal_left_at_start'))} | find DATA/tenants -name '*.db-wal' |")
+    if la.get("start_round"):
+        sr = la["start_round"]
+        print(f"| the backup-on server's start round (before the load) | | {num(sr.get('uploaded'))} uploaded, {num(sr.get('unchanged'))} unchanged | server log |")
     print()
     fr = by.get(("first_round", "on"), {})
     up = fr.get("tenantd_backup_uploads_total")
@@ -874,7 +882,10 @@ def cmd_summary(path):
     print(f"| S3 server RSS after the round / CPU during it | {kbmb(fr.get('s3_rss_kb'))} / {f1(fr.get('s3_cpu_s'))} s |")
     print(f"| uploads in the {cfg.get('idle_rounds')} idle rounds after it | {num(ia.get('uploads_in_idle_rounds'))} |")
     print(f"| restarted with backup on, nothing changed: start to first round done (start scan of every file) | "
-          f"{f2(ir.get('start_to_first_round_done_s'))} s, {num(ir.get('first_round_uploads'))} uploads |")
+          f"{f2(ir.get('start_to_first_round_done_s'))} s, {num(ir.get('first_round_uploads'))} uploads"
+          f"{'' if not ir.get('report') else ', ' + num(g(ir, 'report', 'unchanged')) + ' snapshotted unchanged'} |")
+    if fr.get("report") or ia.get("wal_left_after_stop") is not None:
+        print(f"| tenant files with a -wal left after the first round's server stopped | {num(ia.get('wal_left_after_stop'))} |")
     print()
     b = by.get(("bytes", "on"), {})
     print(f"| bytes during the backup-on load ({num(b.get('seconds'), '{:.0f}')} s) | bytes | per hour |")
@@ -885,7 +896,9 @@ def cmd_summary(path):
                      ("snapshots before compression (tenantd_backup_snapshot_bytes_total delta)", "snapshot_raw_bytes"),
                      ("written: payload acknowledged (webhook bodies in the shipped log + 100 B per SQL write)", "payload_bytes"),
                      ("written: ingest log frames shipped (decoded chunks)", "log_frame_bytes"),
-                     ("written: tenant files' growth (du -sb DATA/tenants, before start to after stop)", "data_dir_growth_bytes")):
+                     (("written: the active tenants' .db files' growth (server stopped: WALs checkpointed)"
+                       if b.get("growth_method") == "active_db" else
+                       "written: growth of DATA/tenants (du -sb; counts -wal/-shm files removed meanwhile)"), "data_dir_growth_bytes")):
         print(f"| {label} | {mb(b.get(k))} | {mb(per_hour(b[k], b.get('seconds')) if b.get(k) is not None else None)} |")
     for label, k in (("PUT requests: snapshots", "uploads"), ("PUT requests: log chunks", "log_chunks")):
         print(f"| {label} | {num(b.get(k))} | {num(per_hour(b[k], b.get('seconds')) if b.get(k) is not None else None)} |")
@@ -906,22 +919,27 @@ def cmd_summary(path):
     print("| restore | time | result |")
     print("|---|---|---|")
     print(f"| `tenantd restore {r1.get('tenant')} --to DIR` | {f2(r1.get('seconds'))} s | "
-          f"{num(r1.get('bytes'))} bytes, {num(r1.get('events'))} events, exit {r1.get('exit')} |")
+          f"{num(r1.get('bytes'))} bytes, {num(r1.get('events'))} events"
+          f"{'' if r1.get('live_events') is None else ' (live file: ' + num(r1.get('live_events')) + ')'}"
+          f"{'' if r1.get('kv_writes') is None else ', kv writes ' + num(r1.get('kv_writes')) + ' (live: ' + num(r1.get('live_kv_writes')) + ')'}"
+          f", exit {r1.get('exit')} |")
     print(f"| `tenantd restore --all` into a fresh data dir | {f1(ra.get('seconds'))} s"
           f"{' (stopped at the time limit)' if ra.get('timed_out') else ''} | {num(ra.get('restored'))} of "
           f"{num(ra.get('bucket_tenants'))} restored, {num(ra.get('skipped'))} skipped, {num(ra.get('failed'))} failed, "
           f"{num(ra.get('files'))} files; {f1(ra.get('per_s'))} tenants/s; S3 server CPU {f1(ra.get('s3_cpu_s'))} s; "
           f"restore process {ra.get('time')}; exit {ra.get('exit')} |")
     print()
-    print(METHOD.format(**{k: cfg.get(k) for k in ("duration", "backup_interval", "backup_log_interval",
+    old = (f"idle off; backup on against the empty bucket (first round), then {cfg.get('idle_rounds')} idle "
+           "rounds and idle samples in the same process; backup on restarted (nothing to upload) and idle "
+           "samples; load off; load on; restores")
+    print(METHOD.format(phases=cfg.get("phases") or old,
+                        **{k: cfg.get(k) for k in ("duration", "backup_interval", "backup_log_interval",
                                                    "idle_rounds", "probe_webhook_rate", "probe_sql_rate", "conns")}))
 
 
 METHOD = """Method (bench/backup.sh; raw data in results.jsonl, samples-*.jsonl, rpo/, s3-journal.txt):
 - One data dir throughout. `tenantd bench provision` writes N template tenants; the active ones
-  (tenant0000000 …) get bench/sql/0001_kv.sql over SQL. Phases: idle off; backup on against the
-  empty bucket (first round), then {idle_rounds} idle rounds and idle samples in the same process;
-  backup on restarted (nothing to upload) and idle samples; load off; load on; restores.
+  (tenant0000000 …) get bench/sql/0001_kv.sql over SQL. Phases, in order: {phases}.
 - Idle: 6 samples 5 s apart of /proc/PID/status VmRSS, /proc/PID/fd and /metrics, median.
 - Load: {duration} of `tenantd bench load --workload mixed:1:0:1 --dist uniform --concurrency
   {conns}` over the active tenants, under nice -n 10, against a freshly started server (backup on:
@@ -941,8 +959,8 @@ METHOD = """Method (bench/backup.sh; raw data in results.jsonl, samples-*.jsonl,
   chunks' sizes from the S3 journal, over the load window; written = the bodies of the webhook
   records shipped in that window (decoded) + 100 bytes per acknowledged SQL write (the value
   written), the frames of those records (what the ingest log appended), and the growth of
-  the tenant files (du -sb DATA/tenants before the server started to after it stopped: WALs
-  checkpointed). Per hour = x 3600 / window.
+  the active tenants' .db files (before the server started to after it stopped: WALs
+  checkpointed; includes the rounds after the load). Per hour = x 3600 / window.
 - Restore: `tenantd restore TENANT --to DIR` (reads every log chunk of the prefix first) and
   `tenantd restore --all --data FRESH_DIR` (backup_parallel 4), with the TENANTD_BACKUP_*
   variables; counted from its output lines and the files written.
