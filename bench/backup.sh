@@ -103,7 +103,7 @@ cp "$TENANTD" "$WORK/tenantd"; BIN=$WORK/tenantd
 {
   echo "date: $(date -u +%FT%TZ)"
   echo "commit of $ROOT: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet || echo ' (dirty)')"
-  echo "tenantd: $TENANTD, tree at $BIN_COMMIT (sha256 $(sha256sum "$BIN" | cut -c1-16)…, $(stat -c %y "$TENANTD"))"
+  echo "tenantd: $TENANTD (sha256 $(sha256sum "$BIN" | cut -c1-16)…, built $(stat -c %y "$TENANTD"); its repository's HEAD now: $BIN_COMMIT)"
   echo "kernel: $(uname -r)"; echo "cpus: $(nproc) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
   echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
   echo "python: $(python3 --version 2>&1), moto $(python3 -c 'import moto; print(moto.__version__)')"
