@@ -104,12 +104,18 @@ impl Shipper {
         })
     }
 
-    /// Ships every whole frame after the shipped LSN; returns how many records went up.
+    /// Ships every whole frame after the shipped LSN up to the log's durable LSN as it is when
+    /// the shipment starts (records written meanwhile wait for the next one: under steady load
+    /// a shipment that chased the writer sent hundreds of tiny chunks); returns how many
+    /// records went up.
     pub async fn ship(&mut self) -> Result<u64, BackupError> {
         let mut total = 0;
+        let upto = (self.durable)();
         loop {
             let (dir, shipped, pos) = (self.dir.clone(), self.shipped, self.pos);
-            let upto = (self.durable)();
+            if shipped >= upto {
+                return Ok(total);
+            }
             let read = tokio::task::spawn_blocking(move || read_after(&dir, shipped, pos, upto))
                 .await
                 .map_err(|e| BackupError::Io(std::io::Error::other(e)))??;

@@ -50,7 +50,40 @@ impl State {
                 bytes INTEGER NOT NULL) STRICT;
              CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;",
         )?;
+        // When a snapshot last found the tenant's content already in the bucket (added after
+        // the first version of the file).
+        let has_checked = conn
+            .prepare("SELECT 1 FROM pragma_table_info('uploads') WHERE name = 'checked_ms'")?
+            .exists([])?;
+        if !has_checked {
+            conn.execute_batch(
+                "ALTER TABLE uploads ADD COLUMN checked_ms INTEGER NOT NULL DEFAULT 0",
+            )?;
+        }
         Ok(State { conn })
+    }
+
+    /// Notes that a snapshot of `tenant` taken at `at_ms` found its content already uploaded.
+    pub fn checked(&self, tenant: &str, at_ms: u64) -> Result<(), BackupError> {
+        self.conn.execute(
+            "UPDATE uploads SET checked_ms = max(checked_ms, ?2) WHERE tenant = ?1",
+            params![tenant, at_ms as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The last time `tenant`'s content was known to be in the bucket: its last upload, or a
+    /// later snapshot that found it unchanged (what the start scan compares file times with).
+    pub fn in_bucket_as_of(&self, tenant: &str) -> Result<Option<u64>, BackupError> {
+        let v: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT max(at_ms, checked_ms) FROM uploads WHERE tenant = ?1",
+                [tenant],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(v.map(|v| v as u64))
     }
 
     /// Records `u` as its tenant's last upload.
@@ -135,5 +168,35 @@ mod tests {
         assert_eq!(s.get("b").unwrap(), Some(up("b", 3)));
         assert_eq!(s.get("c").unwrap(), None);
         assert_eq!(s.all().unwrap(), vec![up("a", 2), up("b", 3)]);
+    }
+
+    /// A snapshot that found the content already uploaded moves the time the start scan
+    /// compares with; a file of the first version (no `checked_ms`) gains the column.
+    #[test]
+    fn an_unchanged_snapshot_counts_as_in_the_bucket_and_old_files_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Connection::open(state_path(dir.path())).unwrap();
+        old.execute_batch(
+            "CREATE TABLE uploads(tenant TEXT PRIMARY KEY, at_ms INTEGER NOT NULL,
+               sha256 TEXT NOT NULL, bytes INTEGER NOT NULL) STRICT;
+             INSERT INTO uploads VALUES ('a', 10, 'ab', 7);",
+        )
+        .unwrap();
+        drop(old);
+        let s = State::open(dir.path()).unwrap();
+        assert_eq!(s.in_bucket_as_of("a").unwrap(), Some(10));
+        s.checked("a", 50).unwrap();
+        s.checked("a", 20).unwrap();
+        assert_eq!(s.in_bucket_as_of("a").unwrap(), Some(50));
+        s.checked("nobody", 50).unwrap();
+        assert_eq!(s.in_bucket_as_of("nobody").unwrap(), None);
+        s.record(&Upload {
+            tenant: "a".into(),
+            at_ms: 80,
+            sha256: "cd".into(),
+            bytes: 9,
+        })
+        .unwrap();
+        assert_eq!(s.in_bucket_as_of("a").unwrap(), Some(80));
     }
 }

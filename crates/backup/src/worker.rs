@@ -379,8 +379,8 @@ impl Inner {
             for id in ids {
                 let path = store::layout::tenant_path(&data, &id);
                 let changed = modified_ms(&path);
-                let uploaded = state.get(id.as_str())?.map(|u| u.at_ms);
-                if uploaded.is_none_or(|at| changed >= at) {
+                let in_bucket = state.in_bucket_as_of(id.as_str())?;
+                if in_bucket.is_none_or(|at| changed >= at) {
                     changes.mark(&id);
                     marked += 1;
                 }
@@ -429,6 +429,9 @@ impl Inner {
         let packed = packed?;
         let last = self.state.lock().get(id.as_str())?;
         if last.is_some_and(|u| u.sha256 == packed.sha256) {
+            // Noted, so the next start's scan does not take file times from before this
+            // snapshot for a change (a leftover WAL, a checkpoint that rewrote the file).
+            self.state.lock().checked(id.as_str(), at_ms)?;
             return Ok(Outcome::Unchanged);
         }
         let snap = SnapshotKey {

@@ -307,8 +307,12 @@ fn status(place: &Place, verbose: bool) -> anyhow::Result<()> {
                     never += 1;
                     waiting.push(id);
                 }
-                Some(u) if changed >= u.at_ms => waiting.push(id),
-                Some(_) => {}
+                Some(_) => {
+                    let in_bucket = state.in_bucket_as_of(id.as_str())?.unwrap_or(0);
+                    if changed >= in_bucket {
+                        waiting.push(id);
+                    }
+                }
             }
         }
         match next {
