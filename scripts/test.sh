@@ -32,4 +32,6 @@ if [ "$(id -u)" = 0 ]; then export TENANTD_REQUIRE_FUSE=1; fi
 # As root (CI), the emulation tests (cgroup v1 cpu + memory) must run, not skip.
 if [ "$(id -u)" = 0 ]; then export TENANTD_REQUIRE_CGROUP=1; fi
 
+# The benchmark scripts' own logic (bench/lib/test_*.py: summaries, decoding, percentiles).
+python3 -m unittest discover -s bench/lib -p 'test_*.py'
 cargo test --workspace --locked
