@@ -74,7 +74,8 @@ import xml.etree.ElementTree as ET
 # ---- pure parts (bench/lib/test_backup_bench.py) ----
 
 LOG_KEY = re.compile(r"^(?P<pre>.*)log/(?P<first>\d{20})-(?P<last>\d{20})\.log\.zst$")
-SNAP_KEY = re.compile(r"^(?P<pre>.*)tenants/(?P<tenant>[^/]+)/(?P<ms>\d{16})-(?P<sha>[0-9a-f]{64}|gone)\.db\.zst$")
+# <ms>-<sha256>[-<log position, 20 digits>].db.zst (the position since 0298e0c; tombstones: -gone)
+SNAP_KEY = re.compile(r"^(?P<pre>.*)tenants/(?P<tenant>[^/]+)/(?P<ms>\d{16})-(?P<sha>[0-9a-f]{64}|gone)(?:-\d{20})?\.db\.zst$")
 
 
 def key_prefix(prefix):

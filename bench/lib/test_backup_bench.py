@@ -33,6 +33,10 @@ class Keys(unittest.TestCase):
         self.assertEqual(bb.parse_snapshot_key(gone, "n"), ("acme", 5, "gone"))
         self.assertIsNone(bb.parse_snapshot_key(k, "other"))
         self.assertIsNone(bb.parse_snapshot_key("n/tenants/acme/12-x.db.zst", "n"))
+        # Keys since the snapshot's log position is in them.
+        with_lsn = f"n/tenants/tenant0000001/{1764612345678:016d}-{sha}-{7:020d}.db.zst"
+        self.assertEqual(bb.parse_snapshot_key(with_lsn, "n"), ("tenant0000001", 1764612345678, sha))
+        self.assertIsNone(bb.parse_snapshot_key(with_lsn.replace(f"-{7:020}", "-7"), "n"))
 
 
 class Frames(unittest.TestCase):

@@ -42,6 +42,9 @@ impl State {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A row per tenant, read once per tenant at a start: a small cache is enough, and an
+        // idle node keeps it.
+        conn.pragma_update(None, "cache_size", -256)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS uploads(
                 tenant TEXT PRIMARY KEY,

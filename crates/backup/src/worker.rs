@@ -343,13 +343,11 @@ impl Backup {
             }
         }
         drop(done);
-        if report.uploaded + report.unchanged > 0 {
-            // The round's buffers (snapshot pages, compressed bodies, request bodies) went back
-            // to the allocator, which keeps them: without this, RSS under load grew by the size
-            // of a round's snapshots every round, tenants that stay open never trigger the
-            // pool's own trim.
-            let _ = tokio::task::spawn_blocking(store::sys::trim_heap).await;
-        }
+        // The round's buffers (snapshot pages, compressed bodies, request bodies, a retention
+        // listing) went back to the allocator, which keeps them: without this, RSS under load
+        // grew by the size of a round's snapshots every round (tenants that stay open never
+        // trigger the pool's own trim), and an idle node kept its sweep's listing. Cheap.
+        let _ = tokio::task::spawn_blocking(store::sys::trim_heap).await;
         let stats = &self.inner.stats;
         stats.rounds.fetch_add(1, Ordering::Relaxed);
         stats.pending.store(changes.len() as u64, Ordering::Relaxed);
