@@ -56,7 +56,6 @@ checks that it returns exactly what stock moto returns.
 import bisect
 import http.client
 import json
-import math
 import os
 import random
 import re
@@ -70,6 +69,8 @@ import time
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
+
+from stats import percentile
 
 # ---- pure parts (bench/lib/test_backup_bench.py) ----
 
@@ -139,15 +140,6 @@ def decode_frames(raw):
                     "frame_len": 8 + plen, "body": body})
         off += 8 + plen
     return out
-
-
-def percentile(values, p):
-    """Nearest-rank percentile of `values` (p in 0..100); None when empty."""
-    if not values:
-        return None
-    s = sorted(values)
-    k = max(0, math.ceil(p / 100 * len(s)) - 1)
-    return s[k]
 
 
 def dist(values, digits=3):

@@ -20,7 +20,6 @@ NODES is name=http://host:port,... ; the admin token comes from TENANTD_ADMIN_TO
 """
 import http.client
 import json
-import math
 import os
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import urllib.parse
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+
+from stats import percentile
 
 SLOTS = 16384
 BLOB = 1 << 20  # fill rows are 1 MiB blobs
@@ -76,15 +77,6 @@ def fill_rows(size):
     """Blob sizes that add up to `size` bytes: 1 MiB rows, the last one shorter."""
     full, rest = divmod(size, BLOB)
     return [BLOB] * full + ([rest] if rest else [])
-
-
-def percentile(values, p):
-    """Nearest-rank percentile of `values` (p in 0..100); None when empty."""
-    if not values:
-        return None
-    s = sorted(values)
-    k = max(0, math.ceil(p / 100 * len(s)) - 1)
-    return s[k]
 
 
 def pause(samples):

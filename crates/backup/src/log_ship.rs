@@ -5,7 +5,8 @@
 //! the whole frames after its shipped LSN up to the log's durable LSN (a record the log has
 //! not synced yet, in `crash` mode, is left for next time: a power cut could take it from the
 //! node, which would then give its LSN to another record, and the bucket must never hold a
-//! record the node lost), and uploads them as they are (each frame carries its LSN and a CRC-32C) in one zstd object,
+//! record the node lost), and uploads them as they are (each frame carries its LSN and a
+//! CRC-32C) in zstd objects of at most 4 MiB of frames,
 //! `<prefix>/log/<first LSN>-<last LSN>.log.zst`. Then it records the shipped LSN in
 //! `backup.db` and in the inbox's release hold, so the log deletes no segment holding a record
 //! not yet in the bucket. If the store stays down until the held segments pass

@@ -161,13 +161,7 @@ pub async fn restore_tenant(
             });
         }
     }
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let download = dir.join(format!(
-        ".{}.download.{:016x}",
-        snap.tenant,
-        rand::random::<u64>()
-    ));
+    let download = temp_beside(dest, &snap.tenant, "download")?;
     let fetched = remote.get_to_file(&snap, &download).await;
     let (dest2, snap2, file) = (dest.to_owned(), snap.clone(), download.clone());
     let finish = move |tmp: &Path| add_log(tmp, &log, place.created_lsn, &origin);
@@ -236,6 +230,14 @@ fn add_log(
     Ok(())
 }
 
+/// A new temp file name `.<tenant>.<what>.<random>` in `dest`'s directory (created if missing),
+/// so the final rename stays within one filesystem.
+fn temp_beside(dest: &Path, tenant: &str, what: &str) -> std::io::Result<PathBuf> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    Ok(dir.join(format!(".{tenant}.{what}.{:016x}", rand::random::<u64>())))
+}
+
 /// Unpacks `body` next to `dest`, checks it, lets `finish` complete the copy, and renames it
 /// over `dest`; returns its size.
 fn install(
@@ -245,13 +247,8 @@ fn install(
     name: String,
     finish: impl FnOnce(&Path) -> Result<(), BackupError>,
 ) -> Result<u64, BackupError> {
+    let tmp = temp_beside(dest, &snap.tenant, "restore")?;
     let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.restore.{:016x}",
-        snap.tenant,
-        rand::random::<u64>()
-    ));
     let result = unpack_checked(body, snap, &tmp, &name).and_then(|_| {
         finish(&tmp)?;
         let bytes = std::fs::metadata(&tmp)?.len();

@@ -185,7 +185,7 @@ impl Backup {
     /// its shipped webhooks into. A failure leaves the tenant to the next round.
     /// At most [`NEW_PER_SHIPMENT`] per call (`parallel` at once), so a burst of imports (a
     /// slot moving in) does not hold the log back; the rest wait for the next shipment.
-    pub async fn back_up_new(&self) {
+    async fn back_up_new(&self) {
         let changes = self.inner.pool.changes().expect("checked in new");
         let mut ids = changes.take_new();
         if ids.is_empty() {
@@ -595,7 +595,7 @@ fn pack(path: &Path, out: &Path) -> Result<Packed, BackupError> {
 }
 
 /// The later modification time of a tenant's file and its WAL, Unix ms (0 if unreadable).
-fn modified_ms(db: &Path) -> u64 {
+pub fn modified_ms(db: &Path) -> u64 {
     let [wal, _] = store::layout::companion_paths(db);
     [db, wal.as_path()]
         .iter()

@@ -68,7 +68,7 @@ pub fn sqlite_memory_used() -> i64 {
 /// Caps glibc's malloc arenas at `n` (its default is 8 per core). Each thread that finds the
 /// arenas busy gets one of its own, and memory freed into an arena stays there: a backup round
 /// (snapshots and compressed bodies, freed on many blocking threads) left RSS several MB higher
-/// per arena, round after round (docs/BACKUP.md "Memory"). Does nothing if the user set
+/// per arena, round after round (docs/BACKUP.md "Measured"). Does nothing if the user set
 /// `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` (theirs wins) or off glibc. Call it before threads
 /// start. Returns whether the cap was set.
 pub fn limit_malloc_arenas(n: usize) -> bool {

@@ -293,26 +293,20 @@ fn status(place: &Place, verbose: bool) -> anyhow::Result<()> {
     let (data, cfg) = resolve(place)?;
     let state = State::open(&data)?;
     let uploads = state.all()?;
-    let by_tenant: std::collections::HashMap<&str, &backup::state::Upload> =
-        uploads.iter().map(|u| (u.tenant.as_str(), u)).collect();
     let (mut tenants, mut waiting, mut never) = (0usize, Vec::new(), 0usize);
     let mut after = None;
     loop {
         let (ids, next) = store::layout::list_tenants(&data, after.as_ref(), 1000)?;
         for id in ids {
             tenants += 1;
-            let changed = modified_ms(&store::layout::tenant_path(&data, &id));
-            match by_tenant.get(id.as_str()) {
+            let changed = backup::worker::modified_ms(&store::layout::tenant_path(&data, &id));
+            match state.in_bucket_as_of(id.as_str())? {
                 None => {
                     never += 1;
                     waiting.push(id);
                 }
-                Some(_) => {
-                    let in_bucket = state.in_bucket_as_of(id.as_str())?.unwrap_or(0);
-                    if changed >= in_bucket {
-                        waiting.push(id);
-                    }
-                }
+                Some(at) if changed >= at => waiting.push(id),
+                Some(_) => {}
             }
         }
         match next {
@@ -355,17 +349,6 @@ fn status(place: &Place, verbose: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn modified_ms(db: &Path) -> u64 {
-    let [wal, _] = store::layout::companion_paths(db);
-    [db.to_owned(), wal]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64)
-        .max()
-        .unwrap_or(0)
 }
 
 async fn verify(place: &Place, sample: usize) -> anyhow::Result<()> {

@@ -28,6 +28,8 @@ use moto::{backup_flags, Moto, BUCKET, PREFIX};
 const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
 /// How long the bucket may take to hold a write (rounds every 200 ms here).
 const CAUGHT_UP: Duration = Duration::from_secs(30);
+/// Snapshots once an hour, the log every 100 ms: only the shipped log carries new webhooks.
+const LOG_ONLY: [&str; 4] = ["--backup-interval", "1h", "--backup-log-interval", "100ms"];
 
 /// A moto server with its bucket, a work dir, the backup flags, and the data dir to use.
 async fn setup() -> Option<(Moto, tempfile::TempDir, Vec<String>, std::path::PathBuf)> {
@@ -535,8 +537,7 @@ async fn webhooks_reach_the_bucket_with_the_log_between_snapshots_and_survive_ki
     srv.stop();
 
     // Snapshots now once an hour: only the shipped log can carry the webhooks.
-    let slow = ["--backup-interval", "1h", "--backup-log-interval", "100ms"];
-    let srv = Server::start_with(&data, &flags, &slow);
+    let srv = Server::start_with(&data, &flags, &LOG_ONLY);
     for i in 0..10 {
         for t in TENANTS {
             srv.webhook(t, &format!("{t}-hook-{i}")).await;
@@ -595,8 +596,7 @@ async fn a_restore_reads_only_the_log_after_its_snapshot() {
     let Some((moto, _work, flags, data)) = setup().await else {
         return;
     };
-    let slow = ["--backup-interval", "1h", "--backup-log-interval", "100ms"];
-    let srv = Server::start_with(&data, &flags, &slow);
+    let srv = Server::start_with(&data, &flags, &LOG_ONLY);
     srv.create("acme").await;
     for i in 0..5 {
         srv.webhook("acme", &format!("acme-hook-{i}")).await;
@@ -689,8 +689,7 @@ async fn regression_a_webhook_for_a_tenant_created_since_the_last_round_is_resto
     let Some((_moto, _work, flags, data)) = setup().await else {
         return;
     };
-    let slow = ["--backup-interval", "1h", "--backup-log-interval", "100ms"];
-    let srv = Server::start_with(&data, &flags, &slow);
+    let srv = Server::start_with(&data, &flags, &LOG_ONLY);
     srv.create("acme").await;
     srv.webhook("acme", "acme-hook-0").await;
     srv.wait_shipped(1).await;
@@ -815,8 +814,7 @@ async fn regression_a_restored_node_gives_its_records_lsns_the_bucket_does_not_h
 
     // The restored node: three more, each shipped in a chunk of its own, then lost (kill -9,
     // and snapshots only hourly: the log alone carries them).
-    let slow = ["--backup-interval", "1h", "--backup-log-interval", "100ms"];
-    let srv = Server::start_with(&data, &flags, &slow);
+    let srv = Server::start_with(&data, &flags, &LOG_ONLY);
     for i in 6..9u64 {
         srv.webhook("acme", &format!("acme-hook-{i}")).await;
         srv.wait_shipped(i - 5).await;
