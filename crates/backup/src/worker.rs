@@ -464,11 +464,9 @@ impl Inner {
     /// stopped changing does not keep its old snapshots for ever.
     async fn sweep_now_and_then(&self) {
         let now = now_ms();
-        let last = self.swept_at.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < SNAPSHOT_SWEEP_EVERY.as_millis() as u64 {
+        if !due(&self.swept_at, SNAPSHOT_SWEEP_EVERY, now) {
             return;
         }
-        self.swept_at.store(now, Ordering::Relaxed);
         let run = async {
             let mut by_tenant: std::collections::HashMap<String, Vec<SnapshotKey>> =
                 std::collections::HashMap::new();
@@ -496,11 +494,9 @@ impl Inner {
     /// Once per [`LOG_RETENTION_EVERY`]: removes log chunks older than the window and a day.
     async fn expire_log_now_and_then(&self) {
         let now = now_ms();
-        let last = self.log_expired_at.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < LOG_RETENTION_EVERY.as_millis() as u64 {
+        if !due(&self.log_expired_at, LOG_RETENTION_EVERY, now) {
             return;
         }
-        self.log_expired_at.store(now, Ordering::Relaxed);
         let run = async {
             let chunks = self.remote.log_chunks().await?;
             let gone = expired_log(&chunks, now, self.cfg.retention, LOG_RETENTION_MARGIN);
@@ -545,6 +541,17 @@ impl Inner {
         }
         Ok(gone.len())
     }
+}
+
+/// Whether a job last run at `last` (Unix ms; 0: never) is due again at `now` after `every`;
+/// if so, `last` becomes `now`.
+fn due(last: &AtomicU64, every: Duration, now: u64) -> bool {
+    let at = last.load(Ordering::Relaxed);
+    if at != 0 && now.saturating_sub(at) < every.as_millis() as u64 {
+        return false;
+    }
+    last.store(now, Ordering::Relaxed);
+    true
 }
 
 /// A snapshot compressed into a file, ready to upload.
@@ -614,4 +621,20 @@ fn unix_ms(t: SystemTime) -> u64 {
 /// Now, Unix ms.
 pub fn now_ms() -> u64 {
     unix_ms(SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_periodic_job_is_due_at_first_then_once_per_period() {
+        let last = AtomicU64::new(0);
+        let hour = Duration::from_secs(3600);
+        assert!(due(&last, hour, 1_000), "never run: due");
+        assert!(!due(&last, hour, 1_000 + 3_599_999));
+        assert!(due(&last, hour, 1_000 + 3_600_000));
+        assert_eq!(last.load(Ordering::Relaxed), 3_601_000);
+        assert!(!due(&last, hour, 3_601_001));
+    }
 }
