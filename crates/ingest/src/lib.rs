@@ -288,7 +288,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Takes an exclusive, non-blocking flock on `<dir>/LOCK`; errors `Locked` if held elsewhere.
+/// How long a held directory lock is retried before `Locked` (see `lock_dir`).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Takes an exclusive flock on `<dir>/LOCK`, retrying for up to [`LOCK_WAIT`]; errors `Locked`
+/// if it is still held elsewhere.
 fn lock_dir(dir: &Path) -> Result<File, LogError> {
     let path = dir.join(LOCK_FILE);
     let open_err = |source| LogError::Open {
@@ -301,16 +305,28 @@ fn lock_dir(dir: &Path) -> Result<File, LogError> {
         .write(true)
         .open(&path)
         .map_err(open_err)?;
-    // SAFETY: flock on a valid, owned descriptor; it only changes the lock state of the file.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
+    // A lock can outlive its holder by a moment: a child forked by any thread of this process
+    // holds a copy of the descriptor until its exec closes it (seen as a flaky `Locked` when a
+    // test reopened a log while another test spawned a command). So a held lock is retried
+    // for a short while before it counts as another process's.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        // SAFETY: flock on a valid, owned descriptor; it only changes the file's lock state.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(f);
+        }
         let e = io::Error::last_os_error();
-        return Err(match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => LogError::Locked {
-                path: dir.to_owned(),
-            },
-            _ => open_err(e),
-        });
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Some(libc::EWOULDBLOCK) => {
+                return Err(LogError::Locked {
+                    path: dir.to_owned(),
+                })
+            }
+            _ => return Err(open_err(e)),
+        }
     }
-    Ok(f)
 }
